@@ -1,0 +1,29 @@
+// Names users and scripts rely on (CONTRACT.md). Changing one is a breaking change.
+export const GROUP = 'taskgrant.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const AGENT_TASK_KIND = 'AgentTask';
+export const AGENT_TASK_PLURAL = 'agenttasks';
+export const TASK_APPROVAL_KIND = 'TaskApproval';
+export const TASK_APPROVAL_PLURAL = 'taskapprovals';
+
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'taskgrant';
+export const LABEL_TASK = 'taskgrant.io/task';
+export const LABEL_TASK_UID = 'taskgrant.io/task-uid';
+export const LABEL_POLICY = 'taskgrant.io/policy';
+export const ANNOTATION_REVOKE = 'taskgrant.io/revoke';
+export const ANNOTATION_POD_TASK_UID = 'taskgrant.io/task-uid';
+export const FINALIZER = 'taskgrant.io/revoke-grant';
+
+export const TOKEN_MOUNT_PATH = '/var/run/secrets/taskgrant.io/';
+export const TOKEN_FILE = 'token';
+export const TOKEN_FILE_ENV = 'TASKGRANT_TOKEN_FILE';
+export const TOKEN_VOLUME = 'taskgrant-token';
+
+export const TTL_MIN_SECONDS = 10;
+export const TTL_MAX_SECONDS = 24 * 3600;
+export const DEFAULT_TTL = '15m';
+export const TOKEN_MIN_EXPIRATION_SECONDS = 600;
+/** The API server stretches a 3607 s token to a year (legacy kubelet compatibility). */
+export const TOKEN_FORBIDDEN_EXPIRATION_SECONDS = 3607;

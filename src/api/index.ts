@@ -1,0 +1,6 @@
+export * from './constants.js';
+export * from './duration.js';
+export * from './guards.js';
+export * from './permissions.js';
+export * from './sensitivity.js';
+export * from './types.js';

@@ -1,0 +1,3 @@
+export const SENSITIVITIES = ['public', 'internal', 'confidential', 'restricted'] as const;
+export type Sensitivity = (typeof SENSITIVITIES)[number];
+export const DEFAULT_SENSITIVITY: Sensitivity = 'internal';

@@ -1,0 +1,52 @@
+// Server-side apply of YAML manifests (CRDs, webhook configurations, the identity guard), used
+// by `make run` and the test harness. Apply is idempotent, so start-up can always run it.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { ResourcePaths, rest, statusMessage } from './rest.js';
+
+export const FIELD_MANAGER = 'taskgrant';
+
+export function readManifestDir(dir: string): k8s.KubernetesObject[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))
+    .sort()
+    .flatMap((f) => parseManifests(readFileSync(join(dir, f), 'utf8')));
+}
+
+export function parseManifests(text: string): k8s.KubernetesObject[] {
+  return parseAllDocuments(text)
+    .map((d) => d.toJS() as k8s.KubernetesObject | null)
+    .filter((o): o is k8s.KubernetesObject => o !== null && typeof o === 'object' && typeof o.kind === 'string');
+}
+
+/** Server-side apply, as raw JSON (see rest.ts for why not the typed client). */
+export async function applyManifests(kc: k8s.KubeConfig, objects: k8s.KubernetesObject[]): Promise<void> {
+  const paths = new ResourcePaths(kc);
+  for (const object of objects) {
+    const path = `${await paths.pathOf(object)}?fieldManager=${FIELD_MANAGER}&force=true`;
+    const res = await rest(kc, 'PATCH', path, object, k8s.PatchStrategy.ServerSideApply);
+    if (res.status >= 300) throw new Error(`applying ${object.kind} ${object.metadata?.name ?? ''}: ${res.status} ${statusMessage(res.body)}`);
+  }
+}
+
+/** Resolves once every named CRD reports Established (their REST endpoints are served). */
+export async function waitForCrdsEstablished(kc: k8s.KubeConfig, names: string[], timeoutMs = 30_000): Promise<void> {
+  const api = kc.makeApiClient(k8s.ApiextensionsV1Api);
+  const deadline = Date.now() + timeoutMs;
+  for (const name of names) {
+    for (;;) {
+      const crd = await api.readCustomResourceDefinition({ name });
+      if (crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
+      if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+export async function installCrds(kc: k8s.KubeConfig, crdDir: string): Promise<void> {
+  const crds = readManifestDir(crdDir).filter((o) => o.kind === 'CustomResourceDefinition');
+  await applyManifests(kc, crds);
+  await waitForCrdsEstablished(kc, crds.map((c) => c.metadata?.name ?? ''));
+}

@@ -1,0 +1,74 @@
+// Raw JSON requests with the kubeconfig's credentials. Used where client-node's typed
+// serializer would rewrite the body: it only knows its model property names, so raw manifests
+// lose fields such as `enum`, `default` and `x-kubernetes-validations` on the way out.
+import { request, type RequestOptions } from 'node:https';
+import type * as k8s from '@kubernetes/client-node';
+
+export interface RestResponse {
+  status: number;
+  body: string;
+}
+
+export async function rest(kc: k8s.KubeConfig, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<RestResponse> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  const options: RequestOptions = { method, headers: { Accept: 'application/json', ...(body !== undefined ? { 'Content-Type': contentType } : {}) }, timeout: 30_000 };
+  await kc.applyToHTTPSOptions(options);
+  return new Promise((resolve, reject) => {
+    const req = request(`${cluster.server}${path}`, options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body));
+  });
+}
+
+/** The message of a Kubernetes Status body, or the raw body. */
+export function statusMessage(body: string): string {
+  try {
+    const status = JSON.parse(body) as { message?: unknown };
+    return typeof status.message === 'string' ? status.message : body;
+  } catch {
+    return body;
+  }
+}
+
+interface ResourceInfo {
+  plural: string;
+  namespaced: boolean;
+}
+
+/** Finds the REST path of an object through API discovery (cached per group/version). */
+export class ResourcePaths {
+  private readonly cache = new Map<string, Map<string, ResourceInfo>>();
+
+  constructor(private readonly kc: k8s.KubeConfig) {}
+
+  async pathOf(object: k8s.KubernetesObject): Promise<string> {
+    const { apiVersion, kind, metadata } = object;
+    if (!apiVersion || !kind || !metadata?.name) throw new Error('an object needs apiVersion, kind and metadata.name');
+    const resources = await this.discover(apiVersion);
+    const info = resources.get(kind);
+    if (!info) throw new Error(`the API server does not serve ${kind} in ${apiVersion}`);
+    const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    const ns = info.namespaced ? `/namespaces/${metadata.namespace ?? 'default'}` : '';
+    return `${base}${ns}/${info.plural}/${encodeURIComponent(metadata.name)}`;
+  }
+
+  private async discover(apiVersion: string): Promise<Map<string, ResourceInfo>> {
+    const cached = this.cache.get(apiVersion);
+    if (cached) return cached;
+    const path = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    const res = await rest(this.kc, 'GET', path);
+    if (res.status !== 200) throw new Error(`discovery of ${apiVersion} failed: ${res.status} ${statusMessage(res.body)}`);
+    const list = JSON.parse(res.body) as { resources: Array<{ name: string; kind: string; namespaced: boolean }> };
+    const map = new Map<string, ResourceInfo>();
+    for (const r of list.resources) if (!r.name.includes('/')) map.set(r.kind, { plural: r.name, namespaced: r.namespaced });
+    this.cache.set(apiVersion, map);
+    return map;
+  }
+}

@@ -1,0 +1,209 @@
+// The policy engine: holds the policy set in force and decides tasks against it.
+// Fail closed (STYLE.md habit 4): not loaded, an exception, a policy that errors, a request Cedar
+// refuses — each ends in "not allowed" with a reason and a metric. A set that fails to load is
+// refused whole and the last good one keeps serving (habit 5).
+import { createHash } from 'node:crypto';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { authorize, prepareSchema, type CedarValue } from './cedar.js';
+import { compilePolicySet, policyRevision, type LoadedPolicy } from './compile.js';
+import { decisionResult, describeTuple, explainingTuple, tupleReason, type Decision, type TupleDecision } from './decision.js';
+import { buildRequests, type DecisionInput, type TupleRequest } from './request.js';
+import type { PolicySource } from './sources.js';
+
+export interface PolicyEngineOptions {
+  /** The Cedar schema in human syntax (policies/schema.cedarschema). */
+  schemaText: string;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export type LoadResult =
+  | { type: 'loaded'; revision: string; policyCount: number }
+  | { type: 'rejected'; errors: string[]; keptRevision: string | undefined };
+
+interface ActiveSet {
+  revision: string;
+  policies: ReadonlyMap<string, LoadedPolicy>;
+}
+
+type Verdict = Exclude<Decision, { type: 'error' }>;
+
+export class PolicyEngine {
+  readonly #schemaText: string;
+  readonly #schemaId: string;
+  readonly #verbs: ReadonlySet<string>;
+  readonly #logger: Logger;
+  readonly #metrics: Metrics;
+  #active: ActiveSet | undefined;
+
+  /** Throws when the schema does not parse: nothing could be validated or decided without it. */
+  constructor(options: PolicyEngineOptions) {
+    this.#schemaText = options.schemaText;
+    this.#logger = options.logger;
+    this.#metrics = options.metrics;
+    // Keyed by content: cedar-wasm caches prepared schemas per process, shared by every engine.
+    this.#schemaId = `schema-${createHash('sha256').update(options.schemaText).digest('hex').slice(0, 16)}`;
+    const schema = prepareSchema(this.#schemaId, options.schemaText);
+    if (schema.type === 'error') {
+      const details = schema.errors.map((e) => e.message).join('; ');
+      throw new Error(`the Cedar schema is invalid: ${details}`, { cause: schema.errors });
+    }
+    this.#verbs = new Set(schema.actions);
+  }
+
+  /** False until a policy set has loaded; until then every evaluation is an error (never an allow). */
+  get ready(): boolean {
+    return this.#active !== undefined;
+  }
+
+  get revision(): string | undefined {
+    return this.#active?.revision;
+  }
+
+  /** The verbs the schema declares, sorted. */
+  get verbs(): string[] {
+    return [...this.#verbs].sort();
+  }
+
+  /** Ids of the policies in force, sorted. */
+  policyIds(): string[] {
+    return [...(this.#active?.policies.keys() ?? [])].sort();
+  }
+
+  policy(id: string): LoadedPolicy | undefined {
+    return this.#active?.policies.get(id);
+  }
+
+  /** The source text (with its leading comment) of a policy in force, for `kubectl taskgrant explain`. */
+  policyText(id: string): string | undefined {
+    return this.policy(id)?.text;
+  }
+
+  /** Parses and strictly validates the whole set; any error refuses it and keeps the set in force. */
+  load(sources: readonly PolicySource[]): LoadResult {
+    const kept = this.#active?.revision;
+    if (kept !== undefined && policyRevision(this.#schemaText, sources) === kept) {
+      this.#metrics.policyReloads.inc({ result: 'success' });
+      return { type: 'loaded', revision: kept, policyCount: this.#active?.policies.size ?? 0 };
+    }
+    let compiled;
+    try {
+      compiled = compilePolicySet(this.#schemaText, sources);
+    } catch (cause) {
+      this.#logger.error({ err: cause, keptRevision: kept }, 'policy set could not be compiled');
+      compiled = { type: 'rejected' as const, errors: [`compiling the policy set failed: ${cause instanceof Error ? cause.message : String(cause)}`] };
+    }
+    switch (compiled.type) {
+      case 'rejected':
+        this.#metrics.policyReloads.inc({ result: 'rejected' });
+        this.#logger.error({ errors: compiled.errors, keptRevision: kept, sources: sources.map((s) => s.origin) }, 'policy set rejected, keeping the previous one');
+        return { type: 'rejected', errors: compiled.errors, keptRevision: kept };
+      case 'compiled':
+        this.#active = { revision: compiled.revision, policies: compiled.policies };
+        this.#metrics.policyReloads.inc({ result: 'success' });
+        this.#metrics.policyRevisionInfo.set(compiled.policies.size);
+        if (compiled.warnings.length > 0) this.#logger.warn({ revision: compiled.revision, warnings: compiled.warnings }, 'policy set loaded with validation warnings');
+        this.#logger.info({ revision: compiled.revision, previousRevision: kept, policyCount: compiled.policies.size }, 'policy set loaded');
+        return { type: 'loaded', revision: compiled.revision, policyCount: compiled.policies.size };
+      default:
+        return unreachable(compiled);
+    }
+  }
+
+  /** Decides a task. Never throws; anything unexpected is a decision of type `error`. */
+  evaluate(input: DecisionInput): Decision {
+    const started = performance.now();
+    const decision = this.#evaluate(input);
+    this.#metrics.policyEvaluationSeconds.observe((performance.now() - started) / 1000);
+    const result = decisionResult(decision);
+    this.#metrics.decisions.inc({ result });
+    const meta = input.task?.metadata;
+    this.#logger.debug({ namespace: meta?.namespace, name: meta?.name, uid: meta?.uid, result, revision: decision.revision }, 'policy decision');
+    return decision;
+  }
+
+  #evaluate(input: DecisionInput): Decision {
+    const active = this.#active;
+    if (!active) return { type: 'error', revision: undefined, reason: 'policies not loaded yet', errors: [] };
+    try {
+      const first = this.#decide(active, input);
+      if (first.type === 'deny' && !input.approved) {
+        const approved = this.#decide(active, { ...input, approved: true });
+        if (approved.type === 'allow') return withReason({ ...first, approvalWouldAllow: true });
+      }
+      return first;
+    } catch (cause) {
+      const meta = input.task?.metadata;
+      this.#logger.error({ err: cause, namespace: meta?.namespace, name: meta?.name, revision: active.revision }, 'policy evaluation failed');
+      const message = cause instanceof Error ? cause.message : String(cause);
+      return { type: 'error', revision: active.revision, reason: `policy evaluation failed: ${message}`, errors: [message] };
+    }
+  }
+
+  #decide(active: ActiveSet, input: DecisionInput): Verdict {
+    const built = buildRequests(input);
+    switch (built.type) {
+      case 'invalid':
+        return {
+          type: 'deny',
+          revision: active.revision,
+          reason: `the task could not be evaluated: ${built.reason}`,
+          determiningPolicies: [],
+          errors: [built.reason],
+          tuples: [],
+          approvalWouldAllow: false,
+        };
+      case 'requests': {
+        const tuples = built.requests.map((r) => this.#decideTuple(active, r, built.context));
+        if (tuples.every((t) => t.outcome === 'allowed'))
+          return { type: 'allow', revision: active.revision, determiningPolicies: unique(tuples.flatMap((t) => t.determiningPolicies)), tuples };
+        const denied = tuples.filter((t) => t.outcome !== 'allowed');
+        return withReason({
+          type: 'deny',
+          revision: active.revision,
+          reason: '',
+          determiningPolicies: unique(denied.flatMap((t) => t.determiningPolicies)),
+          errors: tuples.flatMap((t) => t.errors.map((e) => `${describeTuple(t.tuple)}: ${e}`)),
+          tuples,
+          approvalWouldAllow: false,
+        });
+      }
+      default:
+        return unreachable(built);
+    }
+  }
+
+  #decideTuple(active: ActiveSet, request: TupleRequest, context: Record<string, CedarValue>): TupleDecision {
+    const { tuple } = request;
+    // Checked here, not left to Cedar, so the user reads which verb is wrong rather than a schema error.
+    if (!this.#verbs.has(tuple.verb))
+      return { tuple, outcome: 'invalid_request', determiningPolicies: [], errors: [`unknown verb ${JSON.stringify(tuple.verb)}: the policy schema declares no such action`] };
+    const answer = authorize({ ...request, context, schemaId: this.#schemaId, policySetId: active.revision });
+    switch (answer.type) {
+      case 'invalid':
+        return { tuple, outcome: 'invalid_request', determiningPolicies: [], errors: answer.errors.map((e) => `the request was refused: ${e}`) };
+      case 'decided': {
+        const errors = answer.errors.map((e) => `policy ${e.policyId} errored: ${e.message}`);
+        const outcome = errors.length > 0 ? 'policy_error' : answer.allowed ? 'allowed' : answer.determiningPolicies.length > 0 ? 'forbidden' : 'not_permitted';
+        return { tuple, outcome, determiningPolicies: [...answer.determiningPolicies].sort(), errors };
+      }
+      default:
+        return unreachable(answer);
+    }
+  }
+}
+
+function withReason(d: Extract<Decision, { type: 'deny' }>): Extract<Decision, { type: 'deny' }> {
+  const explaining = explainingTuple(d.tuples);
+  const reason = explaining ? tupleReason(explaining, d.approvalWouldAllow) : undefined;
+  return reason === undefined ? d : { ...d, reason };
+}
+
+function unique(ids: readonly string[]): string[] {
+  return [...new Set(ids)].sort();
+}
+
+function unreachable(value: never): never {
+  throw new Error(`unexpected value ${JSON.stringify(value)}`);
+}
