@@ -4,3 +4,4 @@ export * from './guards.js';
 export * from './permissions.js';
 export * from './sensitivity.js';
 export * from './types.js';
+export * from './naming.js';

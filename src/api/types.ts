@@ -88,6 +88,8 @@ export interface GrantStatus {
   serviceAccount: string;
   role: string;
   roleBinding: string;
+  /** Every namespace holding a Role + RoleBinding of this grant. */
+  namespaces?: string[];
   issuedAt: string;
   expiresAt: string;
   pods?: string[];
@@ -107,6 +109,8 @@ export interface ApproverStatus {
   username?: string;
   reason?: string;
   approvedAt?: string;
+  /** The TaskApproval that decided. */
+  approval?: string;
 }
 
 export interface AgentTaskStatus {

@@ -50,3 +50,7 @@ export async function installCrds(kc: k8s.KubeConfig, crdDir: string): Promise<v
   await applyManifests(kc, crds);
   await waitForCrdsEstablished(kc, crds.map((c) => c.metadata?.name ?? ''));
 }
+
+export async function ensureNamespace(kc: k8s.KubeConfig, name: string): Promise<void> {
+  await applyManifests(kc, [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }]);
+}

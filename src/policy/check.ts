@@ -9,10 +9,15 @@ export type PolicyDirCheck =
   | { type: 'loaded'; engine: PolicyEngine; revision: string; policyCount: number }
   | { type: 'rejected'; errors: string[] };
 
+// Duck-typed rather than `instanceof Error`: errors from node:fs may come from another realm
+// (jest's module sandbox), and a CLI user wants the whole chain on one line.
 function messageChain(err: unknown): string {
   const parts: string[] = [];
-  for (let e: unknown = err; e !== undefined && parts.length < 5; e = e instanceof Error ? e.cause : undefined)
-    parts.push(e instanceof Error ? e.message : String(e));
+  for (let e: unknown = err; e !== undefined && e !== null && parts.length < 5; ) {
+    const record = typeof e === 'object' ? (e as { message?: unknown; cause?: unknown }) : undefined;
+    parts.push(typeof record?.message === 'string' ? record.message : String(e));
+    e = record?.cause;
+  }
   return parts.join(': ');
 }
 

@@ -1,8 +1,7 @@
-// Turns policy sources into one checked, preparsed policy set — or into a list of reasons it was
-// refused. All or nothing (CONTRACT.md): one bad policy anywhere refuses the whole set, because
+// Turns policy sources into one checked policy set — or into a list of reasons it was refused. All or nothing (CONTRACT.md): one bad policy anywhere refuses the whole set, because
 // silently dropping a forbid would widen access.
 import { createHash } from 'node:crypto';
-import { preparePolicySet, splitPolicies, validatePolicies, type CedarDiagnostic } from './cedar.js';
+import { splitPolicies, validatePolicies, type CedarDiagnostic } from './cedar.js';
 import type { PolicySource } from './sources.js';
 
 export interface LoadedPolicy {
@@ -16,7 +15,14 @@ export interface LoadedPolicy {
 }
 
 export type CompileResult =
-  | { type: 'compiled'; revision: string; policies: ReadonlyMap<string, LoadedPolicy>; warnings: string[] }
+  | {
+      type: 'compiled';
+      revision: string;
+      policies: ReadonlyMap<string, LoadedPolicy>;
+      /** Cedar text by policy id, ready for preparePolicySet. */
+      texts: Record<string, string>;
+      warnings: string[];
+    }
   | { type: 'rejected'; errors: string[] };
 
 // Ids end up in AgentTask statuses and kubectl output; keep them to a readable, quotable alphabet.
@@ -49,8 +55,8 @@ function describe(d: CedarDiagnostic): string {
   return d.help ? `${d.message} (${d.help})` : d.message;
 }
 
-/** The `//` lines directly above `start`, which by convention say what the policy protects. */
-function leadingComment(source: string, start: number): number {
+/** Where the `//` lines directly above `start` begin: by convention they say what the policy protects. */
+function commentStart(source: string, start: number): number {
   let at = start;
   for (;;) {
     const lineEnd = source.lastIndexOf('\n', at - 1);
@@ -103,7 +109,7 @@ export function compilePolicySet(schemaText: string, sources: readonly PolicySou
         errors.push(`${where}: duplicate @id("${id}"), also used at ${other.origin}:${other.line}`);
         continue;
       }
-      const textStart = found >= 0 ? leadingComment(source.text, found) : 0;
+      const textStart = found >= 0 ? commentStart(source.text, found) : 0;
       const text = found >= 0 ? source.text.slice(textStart, cursor) : policy.text;
       byId.set(id, { id, origin: source.origin, text, line, offset, cedarText: policy.text, sourceText: source.text });
     }
@@ -133,12 +139,8 @@ export function compilePolicySet(schemaText: string, sources: readonly PolicySou
     return { type: 'rejected', errors };
   }
 
-  const revision = policyRevision(schemaText, sources);
-  const prepared = preparePolicySet(revision, texts);
-  if (prepared.type === 'error') return { type: 'rejected', errors: prepared.errors.map((d) => `${where(d)}: ${describe(d)}`) };
-
   const policies = new Map<string, LoadedPolicy>();
   for (const p of byId.values()) policies.set(p.id, { id: p.id, origin: p.origin, text: p.text, line: p.line });
   const warnings = [...new Set(validation.warnings.map((d) => `${where(d)}: ${describe(d)}`))];
-  return { type: 'compiled', revision, policies, warnings };
+  return { type: 'compiled', revision: policyRevision(schemaText, sources), policies, texts, warnings };
 }

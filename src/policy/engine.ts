@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { authorize, prepareSchema, type CedarValue } from './cedar.js';
-import { compilePolicySet, policyRevision, type LoadedPolicy } from './compile.js';
+import { authorize, preparePolicySet, prepareSchema, type CedarValue } from './cedar.js';
+import { compilePolicySet, policyRevision, type CompileResult, type LoadedPolicy } from './compile.js';
 import { decisionResult, describeTuple, explainingTuple, tupleReason, type Decision, type TupleDecision } from './decision.js';
 import { buildRequests, type DecisionInput, type TupleRequest } from './request.js';
 import type { PolicySource } from './sources.js';
@@ -29,9 +29,17 @@ interface ActiveSet {
 
 type Verdict = Exclude<Decision, { type: 'error' }>;
 
+let engines = 0;
+
 export class PolicyEngine {
   readonly #schemaText: string;
   readonly #schemaId: string;
+  /**
+   * Where this engine's policy set lives in cedar-wasm's cache. One slot per engine, replaced on
+   * each load, rather than one per revision: the cache has no eviction, so a slot per revision
+   * would grow with every ConfigMap edit for the life of the process.
+   */
+  readonly #policySetId = `taskgrant-engine-${++engines}`;
   readonly #verbs: ReadonlySet<string>;
   readonly #logger: Logger;
   readonly #metrics: Metrics;
@@ -87,12 +95,18 @@ export class PolicyEngine {
       this.#metrics.policyReloads.inc({ result: 'success' });
       return { type: 'loaded', revision: kept, policyCount: this.#active?.policies.size ?? 0 };
     }
-    let compiled;
+    let compiled: CompileResult;
     try {
       compiled = compilePolicySet(this.#schemaText, sources);
+      if (compiled.type === 'compiled') {
+        // Replaces the set evaluate() reads. Side-effect free on failure, and nothing between
+        // here and `#active` can throw, so the cached set and `#active` never disagree.
+        const prepared = preparePolicySet(this.#policySetId, compiled.texts);
+        if (prepared.type === 'error') compiled = { type: 'rejected', errors: prepared.errors.map((e) => `preparing the policy set: ${e.message}`) };
+      }
     } catch (cause) {
       this.#logger.error({ err: cause, keptRevision: kept }, 'policy set could not be compiled');
-      compiled = { type: 'rejected' as const, errors: [`compiling the policy set failed: ${cause instanceof Error ? cause.message : String(cause)}`] };
+      compiled = { type: 'rejected', errors: [`compiling the policy set failed: ${cause instanceof Error ? cause.message : String(cause)}`] };
     }
     switch (compiled.type) {
       case 'rejected':
@@ -155,7 +169,7 @@ export class PolicyEngine {
           approvalWouldAllow: false,
         };
       case 'requests': {
-        const tuples = built.requests.map((r) => this.#decideTuple(active, r, built.context));
+        const tuples = built.requests.map((r) => this.#decideTuple(r, built.context));
         if (tuples.every((t) => t.outcome === 'allowed'))
           return { type: 'allow', revision: active.revision, determiningPolicies: unique(tuples.flatMap((t) => t.determiningPolicies)), tuples };
         const denied = tuples.filter((t) => t.outcome !== 'allowed');
@@ -174,12 +188,12 @@ export class PolicyEngine {
     }
   }
 
-  #decideTuple(active: ActiveSet, request: TupleRequest, context: Record<string, CedarValue>): TupleDecision {
+  #decideTuple(request: TupleRequest, context: Record<string, CedarValue>): TupleDecision {
     const { tuple } = request;
     // Checked here, not left to Cedar, so the user reads which verb is wrong rather than a schema error.
     if (!this.#verbs.has(tuple.verb))
       return { tuple, outcome: 'invalid_request', determiningPolicies: [], errors: [`unknown verb ${JSON.stringify(tuple.verb)}: the policy schema declares no such action`] };
-    const answer = authorize({ ...request, context, schemaId: this.#schemaId, policySetId: active.revision });
+    const answer = authorize({ ...request, context, schemaId: this.#schemaId, policySetId: this.#policySetId });
     switch (answer.type) {
       case 'invalid':
         return { tuple, outcome: 'invalid_request', determiningPolicies: [], errors: answer.errors.map((e) => `the request was refused: ${e}`) };

@@ -1,0 +1,108 @@
+// The only reader of process.env and argv: returns a frozen, validated Config.
+import { Command, InvalidArgumentError } from 'commander';
+import { parseDurationSeconds } from './api/index.js';
+import type { LogLevel } from './telemetry/logger.js';
+
+export interface Config {
+  kubeconfig: string | undefined;
+  /** Where the operator's own Secrets, Lease, ledger and policy ConfigMaps live. */
+  namespace: string;
+  policyDir: string;
+  healthHost: string;
+  healthPort: number;
+  webhookHost: string;
+  webhookPort: number;
+  /** When set, the webhook configurations point at this URL instead of the chart's Service (make run). */
+  webhookUrl: string | undefined;
+  /** Install CRDs, webhook configurations and the identity guard at start (make run, not the chart). */
+  install: boolean;
+  logLevel: LogLevel;
+  workers: number;
+  reissueWindowMs: number;
+  leaderElect: boolean;
+  leaseName: string;
+  certValidityMs: number;
+}
+
+const levels: LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number');
+  return n;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('must be an integer 1..256');
+  return n;
+}
+
+function durationMs(value: string): number {
+  const seconds = parseDurationSeconds(value);
+  if (seconds === undefined || seconds <= 0) throw new InvalidArgumentError('must be a Go duration such as 1h or 90s');
+  return seconds * 1000;
+}
+
+function level(value: string): LogLevel {
+  if (!levels.includes(value as LogLevel)) throw new InvalidArgumentError(`must be one of ${levels.join(', ')}`);
+  return value as LogLevel;
+}
+
+export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const program = new Command('taskgrant')
+    .description('Just-in-time, task-scoped Kubernetes credentials for AI agents, decided by Cedar policy.')
+    .option('--kubeconfig <path>', 'kubeconfig to use (default: KUBECONFIG, ~/.kube/config, or in-cluster)', env.KUBECONFIG)
+    .option('--namespace <ns>', 'the operator namespace', env.POD_NAMESPACE ?? 'taskgrant-system')
+    .option('--policy-dir <dir>', 'directory with schema.cedarschema and *.cedar', 'policies')
+    .option('--health-host <host>', 'address of /healthz, /readyz and /metrics', '127.0.0.1')
+    .option('--health-port <port>', 'port of /healthz, /readyz and /metrics', port, 8080)
+    .option('--webhook-host <host>', 'address the HTTPS webhook server binds', '127.0.0.1')
+    .option('--webhook-port <port>', 'port of the HTTPS webhook server', port, 9443)
+    .option('--webhook-url <url>', 'point webhook configurations at this URL (local runs)', env.WEBHOOK_URL)
+    .option('--install', 'install CRDs, webhook configurations and the identity guard at start', false)
+    .option('--log-level <level>', levels.join(' | '), level, level(env.LOG_LEVEL ?? 'info'))
+    .option('--workers <n>', 'concurrent reconciles', positiveInt, 8)
+    .option('--reissue-window <duration>', 'window in which grants to one agent are counted', durationMs, 3_600_000)
+    .option('--leader-elect', 'only reconcile while holding the leader Lease', false)
+    .option('--lease-name <name>', 'name of the leader election Lease', 'taskgrant-controller')
+    .option('--cert-validity <duration>', 'validity of the self-managed webhook serving certificate', durationMs, 30 * 24 * 3_600_000)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  program.parse(argv);
+  const o = program.opts<{
+    kubeconfig?: string;
+    namespace: string;
+    policyDir: string;
+    healthHost: string;
+    healthPort: number;
+    webhookHost: string;
+    webhookPort: number;
+    webhookUrl?: string;
+    install: boolean;
+    logLevel: LogLevel;
+    workers: number;
+    reissueWindow: number;
+    leaderElect: boolean;
+    leaseName: string;
+    certValidity: number;
+  }>();
+  if (o.webhookUrl && !/^https:\/\//.test(o.webhookUrl)) throw new InvalidArgumentError('--webhook-url must be an https:// URL');
+  return Object.freeze({
+    kubeconfig: o.kubeconfig || undefined,
+    namespace: o.namespace,
+    policyDir: o.policyDir,
+    healthHost: o.healthHost,
+    healthPort: o.healthPort,
+    webhookHost: o.webhookHost,
+    webhookPort: o.webhookPort,
+    webhookUrl: o.webhookUrl || undefined,
+    install: o.install,
+    logLevel: o.logLevel,
+    workers: o.workers,
+    reissueWindowMs: o.reissueWindow,
+    leaderElect: o.leaderElect,
+    leaseName: o.leaseName,
+    certValidityMs: o.certValidity,
+  });
+}

@@ -1,0 +1,117 @@
+// Keeps the policy engine fed: the policy directory (watched on disk) plus every ConfigMap
+// labelled taskgrant.io/policy=true in the operator namespace. Each change loads the whole set;
+// a set that fails is refused whole (the engine keeps the last good one) and reported.
+import { watch, type FSWatcher } from 'node:fs';
+import { LABEL_POLICY } from '../api/index.js';
+import type { KubeApi } from '../kube/api.js';
+import { paths } from '../kube/api.js';
+import type { KubeConfig } from '../kube/client.js';
+import { Informer } from '../kube/informer.js';
+import type { ConfigMapObject } from '../kube/objects.js';
+import { configMapSources, readPolicyDir, type PolicyEngine, type PolicySource } from '../policy/index.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+
+export interface PolicySyncOptions {
+  engine: PolicyEngine;
+  policyDir: string;
+  namespace: string;
+  kc: KubeConfig;
+  api: KubeApi;
+  logger: Logger;
+  metrics: Metrics;
+  onLoaded: (revision: string) => void;
+}
+
+export class PolicySync {
+  private readonly configMaps: Informer<ConfigMapObject>;
+  private watcher?: FSWatcher;
+  private debounce?: NodeJS.Timeout;
+  private loading = Promise.resolve();
+
+  constructor(private readonly options: PolicySyncOptions) {
+    this.configMaps = new Informer<ConfigMapObject>({
+      kc: options.kc,
+      path: paths.configMaps(options.namespace),
+      resource: 'configmaps',
+      labelSelector: `${LABEL_POLICY}=true`,
+      logger: options.logger,
+      metrics: options.metrics,
+    });
+    this.configMaps.on(() => this.schedule());
+  }
+
+  async start(): Promise<void> {
+    await this.configMaps.start();
+    await this.reload();
+    try {
+      this.watcher = watch(this.options.policyDir, () => this.schedule());
+    } catch (err) {
+      this.options.logger.warn({ err, dir: this.options.policyDir }, 'cannot watch the policy directory; changes there need a restart');
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.debounce);
+    this.watcher?.close();
+    await this.configMaps.stop();
+  }
+
+  private schedule(): void {
+    clearTimeout(this.debounce);
+    // Editors and kubectl apply write in bursts; load once they settle.
+    this.debounce = setTimeout(() => void this.reload(), 200);
+    this.debounce.unref();
+  }
+
+  /** Loads dir + ConfigMaps now; serialized so two loads never interleave. */
+  reload(): Promise<void> {
+    this.loading = this.loading.then(() => this.loadOnce()).catch((err: unknown) => this.options.logger.error({ err }, 'policy reload failed'));
+    return this.loading;
+  }
+
+  private async loadOnce(): Promise<void> {
+    const { engine, logger } = this.options;
+    let sources: PolicySource[];
+    try {
+      const dir = await readPolicyDir(this.options.policyDir);
+      sources = [...dir.sources];
+    } catch (err) {
+      logger.error({ err, dir: this.options.policyDir }, 'reading the policy directory failed; keeping the policies in force');
+      this.options.metrics.policyReloads.inc({ result: 'rejected' });
+      return;
+    }
+    const configMaps = this.configMaps.list().sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    for (const cm of configMaps) sources.push(...configMapSources(cm.metadata.namespace ?? this.options.namespace, cm.metadata.name, cm.data));
+    const before = engine.revision;
+    const result = engine.load(sources);
+    switch (result.type) {
+      case 'loaded':
+        if (result.revision !== before) this.options.onLoaded(result.revision);
+        return;
+      case 'rejected':
+        await this.reportRejection(configMaps, result.errors);
+        return;
+    }
+  }
+
+  private async reportRejection(configMaps: ConfigMapObject[], errors: string[]): Promise<void> {
+    const message = `Policy set refused, the previous set stays in force: ${errors.slice(0, 3).join('; ')}`.slice(0, 1024);
+    for (const cm of configMaps.filter((c) => errors.some((e) => e.includes(`configmap:${c.metadata.namespace}/${c.metadata.name}#`)))) {
+      try {
+        await this.options.api.create(paths.events(cm.metadata.namespace ?? this.options.namespace), {
+          apiVersion: 'v1',
+          kind: 'Event',
+          metadata: { generateName: `${cm.metadata.name}.`, namespace: cm.metadata.namespace },
+          involvedObject: { apiVersion: 'v1', kind: 'ConfigMap', name: cm.metadata.name, namespace: cm.metadata.namespace, uid: cm.metadata.uid },
+          reason: 'PolicyRejected',
+          message,
+          type: 'Warning',
+          source: { component: 'taskgrant' },
+        });
+      } catch (err) {
+        this.options.logger.warn({ err }, 'recording the policy rejection event failed');
+      }
+    }
+  }
+}

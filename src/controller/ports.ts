@@ -1,0 +1,44 @@
+// What the controller needs from the cluster, as small interfaces: src/kube implements them
+// over informer caches and the API; unit tests pass in-memory fakes.
+import type { AgentTask, AgentTaskStatus, TaskApproval } from '../api/index.js';
+import type { LedgerEntry } from '../kube/ledger.js';
+import type { ManagedKind, PodObject, RoleBindingObject, RoleObject, ServiceAccountObject } from '../kube/objects.js';
+
+export type { LedgerEntry, ManagedKind };
+
+/** Read side: informer caches, never an API call. */
+export interface ClusterView {
+  task(namespace: string, name: string): AgentTask | undefined;
+  allTasks(): AgentTask[];
+  approvalsOf(namespace: string, taskName: string): TaskApproval[];
+  podsOfTask(namespace: string, taskName: string): PodObject[];
+  serviceAccountsOfTask(taskUid: string): ServiceAccountObject[];
+  rolesOfTask(taskUid: string): RoleObject[];
+  roleBindingsOfTask(taskUid: string): RoleBindingObject[];
+  /** Every object the operator manages whose task-uid label names no live task (crash leftovers). */
+  managedTaskUids(): Set<string>;
+}
+
+/** Write side. Each call goes to the API server; results are written through to the caches. */
+export interface ClusterWriter {
+  create(kind: ManagedKind, object: ServiceAccountObject | RoleObject | RoleBindingObject): Promise<void>;
+  replace(kind: ManagedKind, object: RoleObject | RoleBindingObject): Promise<void>;
+  /** Resolves false when it was already gone. */
+  delete(kind: ManagedKind, namespace: string, name: string): Promise<boolean>;
+  patchTaskStatus(task: AgentTask, status: AgentTaskStatus): Promise<AgentTask>;
+  setTaskFinalizers(task: AgentTask, finalizers: string[]): Promise<AgentTask>;
+  recordEvent(task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
+}
+
+/** Durable record of grants per agent (re-issuance limits must survive restarts and deletions). */
+export interface GrantLedger {
+  entries(namespace: string, agent: string): Promise<LedgerEntry[]>;
+  /** Records the grant; idempotent per uid; fails on a lost write race so the caller re-reads. */
+  append(namespace: string, agent: string, entry: LedgerEntry, windowMs: number): Promise<void>;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };

@@ -1,0 +1,123 @@
+// A keyed work queue in the client-go mould: a key waiting is queued once however often it is
+// added; a key is never processed by two workers at once (an add while it runs queues it again
+// for after); failures retry with per-key exponential backoff; delayed adds serve timers.
+export type Processor = (key: string) => Promise<void>;
+
+export interface QueueOptions {
+  workers: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  onDepth?: (depth: number) => void;
+  onError?: (key: string, err: unknown, retryInMs: number) => void;
+}
+
+export class WorkQueue {
+  private readonly pending: string[] = [];
+  private readonly queued = new Set<string>();
+  private readonly running = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly idleWaiters: Array<() => void> = [];
+  private active = 0;
+  private stopped = true;
+
+  constructor(
+    private readonly process: Processor,
+    private readonly options: QueueOptions,
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.pump();
+  }
+
+  /** Stops taking work; resolves when in-flight items finish. Pending keys are dropped. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    this.pending.length = 0;
+    this.queued.clear();
+    await this.idle();
+  }
+
+  add(key: string): void {
+    if (this.running.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.pending.push(key);
+    this.options.onDepth?.(this.pending.length);
+    this.pump();
+  }
+
+  /** Adds `key` after `delayMs`; an earlier pending timer for the same key wins. */
+  addAfter(key: string, delayMs: number): void {
+    if (delayMs <= 0) {
+      this.add(key);
+      return;
+    }
+    const at = Date.now() + delayMs;
+    const existing = this.timers.get(key);
+    if (existing && existing.at <= at) return;
+    if (existing) clearTimeout(existing.timer);
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.add(key);
+    }, delayMs);
+    timer.unref();
+    this.timers.set(key, { at, timer });
+  }
+
+  /** Clears the failure count of `key` (after it succeeded) so the next retry starts fast. */
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
+  get depth(): number {
+    return this.pending.length;
+  }
+
+  /** Resolves when nothing is queued or running (timers aside). */
+  idle(): Promise<void> {
+    if (this.active === 0 && this.pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.active < this.options.workers && this.pending.length > 0) {
+      const key = this.pending.shift() as string;
+      this.queued.delete(key);
+      this.options.onDepth?.(this.pending.length);
+      this.active += 1;
+      this.running.add(key);
+      void this.runOne(key);
+    }
+    if (this.active === 0 && this.pending.length === 0) {
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
+  }
+
+  private async runOne(key: string): Promise<void> {
+    try {
+      await this.process(key);
+      this.failures.delete(key);
+    } catch (err) {
+      const attempts = (this.failures.get(key) ?? 0) + 1;
+      this.failures.set(key, attempts);
+      const base = this.options.baseDelayMs ?? 100;
+      const max = this.options.maxDelayMs ?? 30_000;
+      const delay = Math.min(max, base * 2 ** (attempts - 1)) * (0.8 + Math.random() * 0.4);
+      this.options.onError?.(key, err, Math.round(delay));
+      if (!this.stopped) this.addAfter(key, delay);
+    } finally {
+      this.running.delete(key);
+      this.active -= 1;
+      if (this.dirty.delete(key) && !this.stopped) this.add(key);
+      this.pump();
+    }
+  }
+}

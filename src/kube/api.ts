@@ -1,0 +1,91 @@
+// Typed JSON calls on top of rest(): one error type carrying the HTTP status, so callers can
+// tell "already gone" (404) or "lost a race" (409) from a real failure.
+import type * as k8s from '@kubernetes/client-node';
+import { rest, statusMessage } from './rest.js';
+
+export class KubeError extends Error {
+  constructor(
+    readonly status: number,
+    readonly method: string,
+    readonly path: string,
+    message: string,
+  ) {
+    super(`${method} ${path}: ${status} ${message}`);
+    this.name = 'KubeError';
+  }
+}
+
+export function isStatus(err: unknown, status: number): boolean {
+  return err instanceof KubeError && err.status === status;
+}
+
+export type PatchType = 'merge' | 'json' | 'strategic';
+const patchContentType: Record<PatchType, string> = {
+  merge: 'application/merge-patch+json',
+  json: 'application/json-patch+json',
+  strategic: 'application/strategic-merge-patch+json',
+};
+
+export class KubeApi {
+  constructor(readonly kc: k8s.KubeConfig) {}
+
+  private async call<T>(method: string, path: string, body?: unknown, contentType?: string): Promise<T> {
+    const res = await rest(this.kc, method, path, body, contentType);
+    if (res.status < 200 || res.status >= 300) throw new KubeError(res.status, method, path, statusMessage(res.body));
+    return JSON.parse(res.body) as T;
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.call<T>('GET', path);
+  }
+
+  create<T>(collectionPath: string, object: unknown): Promise<T> {
+    return this.call<T>('POST', collectionPath, object);
+  }
+
+  replace<T>(path: string, object: unknown): Promise<T> {
+    return this.call<T>('PUT', path, object);
+  }
+
+  patch<T>(path: string, patch: unknown, type: PatchType = 'merge'): Promise<T> {
+    return this.call<T>('PATCH', path, patch, patchContentType[type]);
+  }
+
+  /** Deletes; resolves false when the object was already gone. */
+  async delete(path: string, body?: unknown): Promise<boolean> {
+    try {
+      await this.call('DELETE', path, body);
+      return true;
+    } catch (err) {
+      if (isStatus(err, 404)) return false;
+      throw err;
+    }
+  }
+}
+
+/** REST paths of the resources taskgrant touches. */
+export const paths = {
+  agentTasks: (ns?: string) => (ns ? `/apis/taskgrant.io/v1alpha1/namespaces/${ns}/agenttasks` : '/apis/taskgrant.io/v1alpha1/agenttasks'),
+  agentTask: (ns: string, name: string) => `/apis/taskgrant.io/v1alpha1/namespaces/${ns}/agenttasks/${name}`,
+  taskApprovals: (ns?: string) => (ns ? `/apis/taskgrant.io/v1alpha1/namespaces/${ns}/taskapprovals` : '/apis/taskgrant.io/v1alpha1/taskapprovals'),
+  serviceAccounts: (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/serviceaccounts` : '/api/v1/serviceaccounts'),
+  serviceAccount: (ns: string, name: string) => `/api/v1/namespaces/${ns}/serviceaccounts/${name}`,
+  roles: (ns?: string) => (ns ? `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles` : '/apis/rbac.authorization.k8s.io/v1/roles'),
+  role: (ns: string, name: string) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles/${name}`,
+  roleBindings: (ns?: string) => (ns ? `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings` : '/apis/rbac.authorization.k8s.io/v1/rolebindings'),
+  roleBinding: (ns: string, name: string) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/${name}`,
+  pods: (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods'),
+  configMaps: (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/configmaps` : '/api/v1/configmaps'),
+  configMap: (ns: string, name: string) => `/api/v1/namespaces/${ns}/configmaps/${name}`,
+  secrets: (ns: string) => `/api/v1/namespaces/${ns}/secrets`,
+  secret: (ns: string, name: string) => `/api/v1/namespaces/${ns}/secrets/${name}`,
+  events: (ns: string) => `/api/v1/namespaces/${ns}/events`,
+  namespaces: () => '/api/v1/namespaces',
+  namespace: (name: string) => `/api/v1/namespaces/${name}`,
+  tokenReviews: () => '/apis/authentication.k8s.io/v1/tokenreviews',
+  subjectAccessReviews: () => '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+  leases: (ns: string) => `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
+  lease: (ns: string, name: string) => `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${name}`,
+  mutatingWebhookConfiguration: (name: string) => `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${name}`,
+  validatingWebhookConfiguration: (name: string) => `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${name}`,
+};

@@ -1,0 +1,212 @@
+// The cluster as the operator sees it: informer caches for AgentTasks, TaskApprovals, task
+// pods and the objects it manages (reads never hit the API server), and the writes it makes,
+// each written through to the caches so the next reconcile sees its own effects.
+import { hostname } from 'node:os';
+import {
+  LABEL_MANAGED_BY,
+  LABEL_TASK,
+  LABEL_TASK_UID,
+  MANAGED_BY,
+  type AgentTask,
+  type AgentTaskStatus,
+  type TaskApproval,
+} from '../api/index.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { KubeApi, isStatus, paths } from './api.js';
+import type { KubeConfig } from './client.js';
+import { Informer, type InformerOptions, type KubeObject } from './informer.js';
+import type { ManagedKind, PodObject, RoleBindingObject, RoleObject, ServiceAccountObject } from './objects.js';
+
+type TaskObject = AgentTask & KubeObject;
+type ApprovalObject = TaskApproval & KubeObject;
+
+const BY_TASK_UID = 'taskUid';
+const BY_TASK = 'task';
+const BY_NAME = 'name';
+
+export interface KubeClusterOptions {
+  kc: KubeConfig;
+  logger: Logger;
+  metrics: Metrics;
+  /** Informer tuning (tests shorten the resync and stall windows). */
+  informer?: Pick<InformerOptions, 'resyncMs' | 'stallMs' | 'watchTimeoutSeconds'>;
+}
+
+export class KubeCluster {
+  readonly api: KubeApi;
+  readonly tasks: Informer<TaskObject>;
+  readonly approvals: Informer<ApprovalObject>;
+  readonly pods: Informer<PodObject>;
+  readonly serviceAccounts: Informer<ServiceAccountObject>;
+  readonly roles: Informer<RoleObject>;
+  readonly roleBindings: Informer<RoleBindingObject>;
+  private readonly logger: Logger;
+  private readonly instance = `${hostname()}-${process.pid}`;
+
+  constructor(options: KubeClusterOptions) {
+    const { kc, logger, metrics } = options;
+    this.api = new KubeApi(kc);
+    this.logger = logger;
+    const base = { kc, logger, metrics, ...options.informer };
+    const managed = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
+    this.tasks = new Informer<TaskObject>({ ...base, path: paths.agentTasks(), resource: 'agenttasks' });
+    this.approvals = new Informer<ApprovalObject>({ ...base, path: paths.taskApprovals(), resource: 'taskapprovals' });
+    this.pods = new Informer<PodObject>({ ...base, path: paths.pods(), resource: 'pods', labelSelector: LABEL_TASK });
+    this.serviceAccounts = new Informer<ServiceAccountObject>({ ...base, path: paths.serviceAccounts(), resource: 'serviceaccounts', labelSelector: managed });
+    this.roles = new Informer<RoleObject>({ ...base, path: paths.roles(), resource: 'roles', labelSelector: managed });
+    this.roleBindings = new Informer<RoleBindingObject>({ ...base, path: paths.roleBindings(), resource: 'rolebindings', labelSelector: managed });
+    const byUid = (o: KubeObject) => (o.metadata.labels?.[LABEL_TASK_UID] ? [o.metadata.labels[LABEL_TASK_UID]] : []);
+    for (const informer of [this.serviceAccounts, this.roles, this.roleBindings] as unknown as Array<Informer<KubeObject>>) informer.addIndex(BY_TASK_UID, byUid);
+    this.pods.addIndex(BY_TASK, (p) => (p.metadata.labels?.[LABEL_TASK] ? [`${p.metadata.namespace}/${p.metadata.labels[LABEL_TASK]}`] : []));
+    this.approvals.addIndex(BY_TASK, (a) => [`${a.metadata.namespace}/${a.spec?.task ?? ''}`]);
+    this.serviceAccounts.addIndex(BY_NAME, (sa) => [`${sa.metadata.namespace}/${sa.metadata.name}`]);
+  }
+
+  private get informers(): Array<Informer<KubeObject>> {
+    return [this.tasks, this.approvals, this.pods, this.serviceAccounts, this.roles, this.roleBindings] as unknown as Array<Informer<KubeObject>>;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.start()));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.stop()));
+  }
+
+  get synced(): boolean {
+    return this.informers.every((i) => i.isSynced);
+  }
+
+  // ---- read side (ClusterView) ----------------------------------------------------------------
+
+  task(namespace: string, name: string): AgentTask | undefined {
+    return this.tasks.get(namespace, name);
+  }
+
+  allTasks(): AgentTask[] {
+    return this.tasks.list();
+  }
+
+  approvalsOf(namespace: string, taskName: string): TaskApproval[] {
+    return this.approvals.byIndex(BY_TASK, `${namespace}/${taskName}`);
+  }
+
+  podsOfTask(namespace: string, taskName: string): PodObject[] {
+    return this.pods.byIndex(BY_TASK, `${namespace}/${taskName}`);
+  }
+
+  serviceAccountsOfTask(taskUid: string): ServiceAccountObject[] {
+    return this.serviceAccounts.byIndex(BY_TASK_UID, taskUid);
+  }
+
+  rolesOfTask(taskUid: string): RoleObject[] {
+    return this.roles.byIndex(BY_TASK_UID, taskUid);
+  }
+
+  roleBindingsOfTask(taskUid: string): RoleBindingObject[] {
+    return this.roleBindings.byIndex(BY_TASK_UID, taskUid);
+  }
+
+  /** Task uids that managed objects point at (the orphan sweep compares them with live tasks). */
+  managedTaskUids(): Set<string> {
+    return new Set([this.serviceAccounts, this.roles, this.roleBindings].flatMap((i) => (i as unknown as Informer<KubeObject>).indexValues(BY_TASK_UID)));
+  }
+
+  /** The managed ServiceAccount `namespace/name`, if taskgrant created it. */
+  managedServiceAccount(namespace: string, name: string): ServiceAccountObject | undefined {
+    return this.serviceAccounts.byIndex(BY_NAME, `${namespace}/${name}`)[0];
+  }
+
+  // ---- write side (ClusterWriter) -------------------------------------------------------------
+
+  private informerOf(kind: ManagedKind): Informer<KubeObject> {
+    switch (kind) {
+      case 'ServiceAccount':
+        return this.serviceAccounts as unknown as Informer<KubeObject>;
+      case 'Role':
+        return this.roles as unknown as Informer<KubeObject>;
+      case 'RoleBinding':
+        return this.roleBindings as unknown as Informer<KubeObject>;
+    }
+  }
+
+  private collectionPath(kind: ManagedKind, namespace: string): string {
+    switch (kind) {
+      case 'ServiceAccount':
+        return paths.serviceAccounts(namespace);
+      case 'Role':
+        return paths.roles(namespace);
+      case 'RoleBinding':
+        return paths.roleBindings(namespace);
+    }
+  }
+
+  async create(kind: ManagedKind, object: KubeObject): Promise<void> {
+    const namespace = object.metadata.namespace ?? '';
+    try {
+      const created = await this.api.create<KubeObject>(this.collectionPath(kind, namespace), object);
+      this.informerOf(kind).upsert(created);
+    } catch (err) {
+      if (isStatus(err, 409)) return; // already there (a retry after a crash or a lost response)
+      throw err;
+    }
+  }
+
+  async replace(kind: ManagedKind, object: KubeObject): Promise<void> {
+    const path = `${this.collectionPath(kind, object.metadata.namespace ?? '')}/${object.metadata.name}`;
+    const replaced = await this.api.replace<KubeObject>(path, object);
+    this.informerOf(kind).upsert(replaced);
+  }
+
+  async delete(kind: ManagedKind, namespace: string, name: string): Promise<boolean> {
+    const existed = await this.api.delete(`${this.collectionPath(kind, namespace)}/${name}`, { propagationPolicy: 'Background' });
+    this.informerOf(kind).forget(namespace, name);
+    return existed;
+  }
+
+  async patchTaskStatus(task: AgentTask, status: AgentTaskStatus): Promise<AgentTask> {
+    const updated = await this.api.patch<TaskObject>(`${paths.agentTask(task.metadata.namespace, task.metadata.name)}/status`, { status });
+    this.tasks.upsert(updated);
+    return updated;
+  }
+
+  /** Replaces the finalizer list, guarded by resourceVersion so a concurrent edit is never lost. */
+  async setTaskFinalizers(task: AgentTask, finalizers: string[]): Promise<AgentTask> {
+    const updated = await this.api.patch<TaskObject>(paths.agentTask(task.metadata.namespace, task.metadata.name), {
+      metadata: { finalizers, resourceVersion: task.metadata.resourceVersion },
+    });
+    this.tasks.upsert(updated);
+    return updated;
+  }
+
+  async recordEvent(task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const now = new Date().toISOString();
+    await this.api.create(paths.events(task.metadata.namespace), {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { generateName: `${task.metadata.name}.`, namespace: task.metadata.namespace },
+      involvedObject: {
+        apiVersion: task.apiVersion,
+        kind: task.kind,
+        name: task.metadata.name,
+        namespace: task.metadata.namespace,
+        uid: task.metadata.uid,
+      },
+      reason: reason.slice(0, 128),
+      message: message.slice(0, 1024),
+      type,
+      source: { component: 'taskgrant' },
+      reportingComponent: 'taskgrant.io/controller',
+      reportingInstance: this.instance.slice(0, 128),
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    });
+  }
+
+  logSyncState(): void {
+    this.logger.debug({ tasks: this.tasks.size, pods: this.pods.size, serviceAccounts: this.serviceAccounts.size }, 'cache sizes');
+  }
+}

@@ -1,0 +1,108 @@
+// The grant ledger: one ConfigMap per agent in the operator's namespace, listing the grants
+// issued to it recently. Re-issuance limits are counted from here rather than from AgentTasks,
+// so deleting a task (or restarting the operator) never resets an agent's count. Writes use
+// the ConfigMap's resourceVersion, so two writers can never both record "the 20th grant".
+import { createHash } from 'node:crypto';
+import { LABEL_MANAGED_BY, MANAGED_BY } from '../api/index.js';
+import { isStatus, paths, type KubeApi } from './api.js';
+import type { ConfigMapObject } from './objects.js';
+
+export interface LedgerEntry {
+  uid: string;
+  task: string;
+  /** Grant time, epoch ms. */
+  at: number;
+  ttlSeconds: number;
+}
+
+export const LABEL_LEDGER = 'taskgrant.io/ledger';
+
+interface Cached {
+  resourceVersion?: string;
+  entries: LedgerEntry[];
+}
+
+function parseEntries(cm: ConfigMapObject): LedgerEntry[] {
+  try {
+    const parsed = JSON.parse(cm.data?.grants ?? '[]') as unknown;
+    if (!Array.isArray(parsed)) return [];
+    return parsed.filter(
+      (e): e is LedgerEntry => typeof e === 'object' && e !== null && typeof e.uid === 'string' && typeof e.at === 'number' && typeof e.ttlSeconds === 'number',
+    );
+  } catch {
+    return [];
+  }
+}
+
+export class ConfigMapLedger {
+  private readonly cache = new Map<string, Cached>();
+
+  constructor(
+    private readonly api: KubeApi,
+    private readonly namespace: string,
+  ) {}
+
+  static nameFor(namespace: string, agent: string): string {
+    return `taskgrant-ledger-${createHash('sha256').update(`${namespace}/${agent}`).digest('hex').slice(0, 20)}`;
+  }
+
+  /** Forget cached state (on gaining leadership: another replica may have written since). */
+  reset(): void {
+    this.cache.clear();
+  }
+
+  async entries(namespace: string, agent: string): Promise<LedgerEntry[]> {
+    return (await this.load(namespace, agent)).entries;
+  }
+
+  private async load(namespace: string, agent: string): Promise<Cached> {
+    const name = ConfigMapLedger.nameFor(namespace, agent);
+    const cached = this.cache.get(name);
+    if (cached) return cached;
+    try {
+      const cm = await this.api.get<ConfigMapObject>(paths.configMap(this.namespace, name));
+      const fresh = { resourceVersion: cm.metadata.resourceVersion, entries: parseEntries(cm) } as Cached;
+      this.cache.set(name, fresh);
+      return fresh;
+    } catch (err) {
+      if (!isStatus(err, 404)) throw new Error(`reading grant ledger of ${namespace}/${agent}`, { cause: err });
+      const empty: Cached = { entries: [] };
+      this.cache.set(name, empty);
+      return empty;
+    }
+  }
+
+  /**
+   * Records the grant (idempotent per uid). On a lost write race it throws: the caller must
+   * re-read and decide again, since the count its decision used is no longer true.
+   */
+  async append(namespace: string, agent: string, entry: LedgerEntry, windowMs: number): Promise<void> {
+    const name = ConfigMapLedger.nameFor(namespace, agent);
+    const current = await this.load(namespace, agent);
+    if (current.entries.some((e) => e.uid === entry.uid)) return;
+    // Twice the window: re-deciding a live grant looks at the window before its own issue time.
+    const horizon = entry.at - 2 * windowMs;
+    const entries = [...current.entries.filter((e) => e.at >= horizon), entry];
+    const body: ConfigMapObject = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name,
+        namespace: this.namespace,
+        labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_LEDGER]: 'true' },
+        annotations: { 'taskgrant.io/agent': `${namespace}/${agent}` },
+        ...(current.resourceVersion ? { resourceVersion: current.resourceVersion } : {}),
+      },
+      data: { grants: JSON.stringify(entries) },
+    };
+    try {
+      const written = current.resourceVersion
+        ? await this.api.replace<ConfigMapObject>(paths.configMap(this.namespace, name), body)
+        : await this.api.create<ConfigMapObject>(paths.configMaps(this.namespace), body);
+      this.cache.set(name, { resourceVersion: written.metadata.resourceVersion, entries });
+    } catch (err) {
+      this.cache.delete(name);
+      throw new Error(`recording grant of ${namespace}/${agent} in the ledger`, { cause: err });
+    }
+  }
+}

@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkPolicyDir } from './check.js';
+import { configMapSources, readPolicyDir } from './sources.js';
+
+let dir: string;
+const schema = 'entity Agent;\nentity Resource;\naction get appliesTo { principal: Agent, resource: Resource };\n';
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'taskgrant-policies-'));
+  await writeFile(join(dir, 'schema.cedarschema'), schema);
+  await writeFile(join(dir, 'b.cedar'), '@id("b") forbid (principal, action, resource);');
+  await writeFile(join(dir, 'a.cedar'), '@id("a") permit (principal, action, resource);');
+  await writeFile(join(dir, 'README.md'), 'not a policy');
+  await mkdir(join(dir, 'tests'));
+  await writeFile(join(dir, 'tests', 'c.cedar'), 'not even Cedar');
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('readPolicyDir', () => {
+  it('reads the schema and the *.cedar files beside it, sorted, not recursing', async () => {
+    const read = await readPolicyDir(dir);
+    expect(read.schemaText).toBe(schema);
+    expect(read.sources.map((s) => s.origin)).toEqual([`file:${join(dir, 'a.cedar')}`, `file:${join(dir, 'b.cedar')}`]);
+  });
+
+  it('fails with the path and the cause when the schema is missing', async () => {
+    const empty = await mkdtemp(join(tmpdir(), 'taskgrant-empty-'));
+    try {
+      await expect(readPolicyDir(empty)).rejects.toMatchObject({ message: expect.stringContaining('schema.cedarschema'), cause: expect.objectContaining({ code: 'ENOENT' }) });
+      expect(await checkPolicyDir(empty)).toEqual({ type: 'rejected', errors: [expect.stringMatching(/schema\.cedarschema: ENOENT/)] });
+    } finally {
+      await rm(empty, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('checkPolicyDir', () => {
+  it('loads a directory plus extra sources into a ready engine, or lists what is wrong', async () => {
+    const ok = await checkPolicyDir(dir);
+    expect(ok).toMatchObject({ type: 'loaded', policyCount: 2 });
+    const extra = configMapSources('taskgrant-system', 'team-x', { 'x.cedar': 'permit (principal, action, resource);' });
+    const bad = await checkPolicyDir(dir, { extraSources: extra });
+    expect(bad).toEqual({ type: 'rejected', errors: [expect.stringMatching(/^configmap:taskgrant-system\/team-x#x\.cedar:1: policy #1 has no @id/)] });
+  });
+});
+
+describe('configMapSources', () => {
+  it('takes every key ending in .cedar, named by namespace, ConfigMap and key', () => {
+    expect(configMapSources('taskgrant-system', 'team-x', { 'b.cedar': 'B', 'a.cedar': 'A', 'notes.txt': 'n' })).toEqual([
+      { origin: 'configmap:taskgrant-system/team-x#a.cedar', text: 'A' },
+      { origin: 'configmap:taskgrant-system/team-x#b.cedar', text: 'B' },
+    ]);
+    expect(configMapSources('ns', 'cm', undefined)).toEqual([]);
+  });
+});

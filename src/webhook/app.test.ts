@@ -1,0 +1,494 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ANNOTATION_POD_TASK_UID, LABEL_TASK, TOKEN_FILE_ENV, TOKEN_MOUNT_PATH, TOKEN_VOLUME } from '../api/index.js';
+import { createLogger } from '../telemetry/logger.js';
+import { Metrics } from '../telemetry/metrics.js';
+import type { AdmissionResponse } from './admission.js';
+import { createApp, type HandlerName } from './app.js';
+import type { WebhookDeps } from './deps.js';
+import { FakeCluster, NOW, TASK_SA, TASK_UID, applyPatch, decodePatch, liveTask, review, type Json } from './fixtures/kit.js';
+import type { Pod } from './pods.js';
+
+let cluster: FakeCluster;
+let metrics: Metrics;
+let logLines: string[];
+let server: Server | undefined;
+let base: string;
+
+async function start(overrides: Partial<WebhookDeps> = {}): Promise<void> {
+  await stop();
+  const logger = createLogger('debug', { write: (line: string) => void logLines.push(line) });
+  const app = createApp({ tasks: cluster, pods: cluster, serviceAccounts: cluster, accessReviewer: cluster, metrics, logger, now: () => NOW, ...overrides });
+  server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function stop(): Promise<void> {
+  const s = server;
+  server = undefined;
+  if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+}
+
+beforeEach(async () => {
+  cluster = new FakeCluster();
+  metrics = new Metrics();
+  logLines = [];
+  await start();
+});
+afterEach(stop);
+
+async function post(path: string, body: unknown, contentType = 'application/json'): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': contentType }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+type Review = ReturnType<typeof review>;
+
+async function admit(path: string, r: Review): Promise<AdmissionResponse> {
+  const res = await post(path, r);
+  expect(res.status).toBe(200);
+  expect(res.body).toMatchObject({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' });
+  const response = res.body.response as AdmissionResponse;
+  expect(response.uid).toBe(r.request.uid);
+  return response;
+}
+
+async function decisions(handler: HandlerName, result: 'allowed' | 'denied' | 'error'): Promise<number> {
+  const values = (await metrics.admissionDecisions.get()).values;
+  return values.find((v) => v.labels.handler === handler && v.labels.result === result)?.value ?? 0;
+}
+
+function expectDenied(response: AdmissionResponse, message: string | RegExp, code = 403): void {
+  expect(response.allowed).toBe(false);
+  expect(response.patch).toBeUndefined();
+  expect(response.status?.code).toBe(code);
+  if (typeof message === 'string') expect(response.status?.message).toBe(message);
+  else expect(response.status?.message).toMatch(message);
+}
+
+/** The object after the response's patch, as the API server would persist it. */
+function patched<T>(r: Review, response: AdmissionResponse): T {
+  expect(response.allowed).toBe(true);
+  if (response.patch !== undefined) expect(response.patchType).toBe('JSONPatch');
+  return applyPatch(r.request.object, decodePatch(response.patch)) as T;
+}
+
+describe('POST /mutate/pods', () => {
+  beforeEach(() => {
+    cluster.addTask(liveTask());
+  });
+
+  it('turns the pod the ServiceAccount plugin defaulted into a task pod', async () => {
+    const r = review('pod-create');
+    const response = await admit('/mutate/pods', r);
+    const pod = patched<Pod>(r, response);
+    expect(pod.spec.serviceAccountName).toBe(TASK_SA);
+    expect(pod.spec.serviceAccount).toBe(TASK_SA);
+    expect(pod.spec.automountServiceAccountToken).toBe(false);
+    expect(pod.spec.volumes).toEqual([
+      { name: 'workspace', emptyDir: {} },
+      { name: TOKEN_VOLUME, projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 600 } }] } },
+    ]);
+    const all = [...(pod.spec.initContainers ?? []), ...pod.spec.containers];
+    expect(all.map((c) => c.name)).toEqual(['fetch-runbook', 'agent', 'log-shipper']);
+    for (const c of all) {
+      expect(c.volumeMounts?.filter((m) => m.name.startsWith('kube-api-access-'))).toEqual([]);
+      expect(c.volumeMounts?.at(-1)).toEqual({ name: TOKEN_VOLUME, mountPath: TOKEN_MOUNT_PATH, readOnly: true });
+    }
+    expect(pod.spec.initContainers?.[0]?.volumeMounts?.[0]).toEqual({ name: 'workspace', mountPath: '/workspace' });
+    const agent = pod.spec.containers[0]!;
+    // The forged value is replaced where it stood; the other entries keep their place.
+    expect(agent.env).toEqual([
+      { name: 'INCIDENT', value: 'INC-1234' },
+      { name: TOKEN_FILE_ENV, value: '/var/run/secrets/taskgrant.io/token' },
+      { name: 'POD_IP', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'status.podIP' } } },
+    ]);
+    expect(pod.spec.containers[1]!.env).toEqual([{ name: TOKEN_FILE_ENV, value: '/var/run/secrets/taskgrant.io/token' }]);
+    expect(pod.metadata?.annotations).toEqual({ 'example.com/owner~team': 'sre', [ANNOTATION_POD_TASK_UID]: TASK_UID });
+    // Untouched fields ride along.
+    expect(pod.spec.tolerations).toEqual(r.request.object.spec && (r.request.object.spec as Record<string, Json>).tolerations);
+    expect(decodePatch(response.patch).map((op) => op.path)).toContain('/metadata/annotations/taskgrant.io~1task-uid');
+    expect(await decisions('mutate-pods', 'allowed')).toBe(1);
+    expect((await metrics.admissionSeconds.get()).values.find((v) => v.metricName?.endsWith('_count') && v.labels.handler === 'mutate-pods')?.value).toBe(1);
+  });
+
+  it('admits a ReplicaSet pod that has only generateName', async () => {
+    const r = review('pod-create-replicaset');
+    const pod = patched<Pod>(r, await admit('/mutate/pods', r));
+    expect(pod.spec.serviceAccountName).toBe(TASK_SA);
+    expect(pod.spec.volumes?.map((v) => v.name)).toEqual([TOKEN_VOLUME]);
+  });
+
+  it('mounts one token per audience', async () => {
+    cluster.addTask(liveTask('Active', {}, { token: { audiences: ['tools.example.com', 'vault'], expirationSeconds: 1200 } }));
+    const r = review('pod-create');
+    const pod = patched<Pod>(r, await admit('/mutate/pods', r));
+    expect(pod.spec.volumes?.find((v) => v.name === TOKEN_VOLUME)).toEqual({
+      name: TOKEN_VOLUME,
+      projected: {
+        sources: [
+          { serviceAccountToken: { path: 'token', expirationSeconds: 1200, audience: 'tools.example.com' } },
+          { serviceAccountToken: { path: 'token-1', expirationSeconds: 1200, audience: 'vault' } },
+        ],
+      },
+    });
+  });
+
+  it('leaves pods without the task label alone', async () => {
+    const r = review('pod-create-stolen-sa');
+    const response = await admit('/mutate/pods', r);
+    expect(response).toEqual({ uid: r.request.uid, allowed: true });
+  });
+
+  it('does not touch UPDATEs', async () => {
+    const response = await admit('/mutate/pods', review('pod-update-label-changed'));
+    expect(response.allowed).toBe(true);
+    expect(response.patch).toBeUndefined();
+  });
+
+  it.each([
+    ['the task is missing', () => cluster.tasks.clear(), 'task team-a/summarize-errors not found'],
+    ['the task awaits approval', () => cluster.addTask(liveTask('AwaitingApproval')), 'task team-a/summarize-errors is AwaitingApproval, not Granted or Active'],
+    ['the task is revoked', () => cluster.addTask(liveTask('Revoked')), 'task team-a/summarize-errors is Revoked, not Granted or Active'],
+    ['the task has no phase yet', () => cluster.addTask({ ...liveTask(), status: {} }), 'task team-a/summarize-errors is Pending, not Granted or Active'],
+    ['the grant has expired', () => cluster.addTask(liveTask('Active', { expiresAt: '2026-03-02T09:15:00Z' })), 'task team-a/summarize-errors expired at 2026-03-02T09:15:00Z'],
+    ['the grant is unreadable', () => cluster.addTask(liveTask('Granted', { expiresAt: 'soon' })), 'task team-a/summarize-errors has an unreadable grant expiry soon'],
+    ['the pod quota is used', () => cluster.boundPods.set(`team-a/${TASK_UID}`, 1), 'task team-a/summarize-errors already has 1 pod (maxPods 1)'],
+    ['the pod quota of 2 is used', () => (cluster.addTask(liveTask('Active', {}, { maxPods: 2 })), cluster.boundPods.set(`team-a/${TASK_UID}`, 3)), 'task team-a/summarize-errors already has 3 pods (maxPods 2)'],
+    ['the token would live 3607 s', () => cluster.addTask(liveTask('Granted', {}, { token: { expirationSeconds: 3607 } })), /expirationSeconds 3607; it must be an integer from 600 to 2\^32 and not 3607/],
+    ['the token would live under 600 s', () => cluster.addTask(liveTask('Granted', {}, { token: { expirationSeconds: 60 } })), /expirationSeconds 60;/],
+  ])('refuses when %s', async (_what, arrange, message) => {
+    arrange();
+    expectDenied(await admit('/mutate/pods', review('pod-create')), message);
+    expect(await decisions('mutate-pods', 'denied')).toBe(1);
+  });
+
+  it('refuses a pod that names another ServiceAccount instead of rewriting it', async () => {
+    const r = review('pod-create');
+    Object.assign(r.request.object.spec as Record<string, Json>, { serviceAccountName: 'deployer', serviceAccount: 'deployer' });
+    expectDenied(await admit('/mutate/pods', r), /spec.serviceAccountName to deployer; a pod of task team-a\/summarize-errors runs as the task's ServiceAccount tg-summarize-errors-0f6a1c2e/);
+  });
+
+  it('accepts a pod that already names the task ServiceAccount', async () => {
+    const r = review('pod-create');
+    Object.assign(r.request.object.spec as Record<string, Json>, { serviceAccountName: TASK_SA, serviceAccount: TASK_SA });
+    expect((await admit('/mutate/pods', r)).allowed).toBe(true);
+  });
+
+  it('refuses an empty task label', async () => {
+    const r = review('pod-create');
+    ((r.request.object.metadata as Record<string, Json>).labels as Record<string, Json>)[LABEL_TASK] = '';
+    expectDenied(await admit('/mutate/pods', r), /label taskgrant.io\/task is empty/);
+  });
+
+  it('counts pods it admitted before the informer sees them, but not a retry of the same pod', async () => {
+    const first = review('pod-create');
+    expect((await admit('/mutate/pods', first)).allowed).toBe(true);
+    // Retrying the same pod (e.g. after a later admission step refused it) is not a second pod.
+    expect((await admit('/mutate/pods', review('pod-create'))).allowed).toBe(true);
+    expectDenied(await admit('/mutate/pods', review('pod-create-replicaset')), 'task team-a/summarize-errors already has 1 pod (maxPods 1)');
+  });
+
+  it('forgets a recent admission after the window', async () => {
+    let now = NOW;
+    await start({ now: () => now, recentAdmissionWindowMs: 1_000 });
+    expect((await admit('/mutate/pods', review('pod-create'))).allowed).toBe(true);
+    now = new Date(NOW.getTime() + 1_001);
+    expect((await admit('/mutate/pods', review('pod-create-replicaset'))).allowed).toBe(true);
+  });
+
+  it('does not hold a slot for a dry run', async () => {
+    const dry = review('pod-create');
+    dry.request.dryRun = true;
+    expect((await admit('/mutate/pods', dry)).allowed).toBe(true);
+    expect((await admit('/mutate/pods', review('pod-create-replicaset'))).allowed).toBe(true);
+  });
+
+  it('refuses, without crashing, when a lookup throws', async () => {
+    cluster.lookupFailure = new Error('informer cache corrupted');
+    const r = review('pod-create');
+    const response = await admit('/mutate/pods', r);
+    expectDenied(response, /taskgrant could not check this request \(internal error in mutate-pods\)/, 500);
+    expect(response.status?.message).not.toMatch(/informer/);
+    expect(await decisions('mutate-pods', 'error')).toBe(1);
+    expect(logLines.join('')).toMatch(/informer cache corrupted/);
+    // The server is still answering.
+    expect((await admit('/mutate/pods', review('pod-create-stolen-sa'))).allowed).toBe(true);
+  });
+});
+
+describe('POST /mutate/agenttasks', () => {
+  it('overwrites a forged requester with the authenticated caller', async () => {
+    const r = review('agenttask-create-forged-requester');
+    const response = await admit('/mutate/agenttasks', r);
+    expect(decodePatch(response.patch)).toEqual([
+      {
+        op: 'add',
+        path: '/spec/requester',
+        value: {
+          username: 'system:serviceaccount:team-a:orchestrator',
+          uid: '8d7c6b5a-4f3e-4d2c-9b1a-0f9e8d7c6b5a',
+          groups: ['system:serviceaccounts', 'system:serviceaccounts:team-a', 'system:authenticated'],
+          podName: 'orchestrator-5c9d7f6b8-kq2xz',
+        },
+      },
+    ]);
+    const task = patched<{ spec: { requester: unknown; agent: string } }>(r, response);
+    expect(task.spec.agent).toBe('log-summarizer');
+    // userInfo.extra carries a credential id: it must reach neither the object nor the logs.
+    expect(JSON.stringify(task)).not.toMatch(/JTI=/);
+    expect(logLines.join('')).not.toMatch(/JTI=|credential-id/);
+  });
+
+  it('adds a requester to a manifest without one, omitting podName for a non-pod caller', async () => {
+    const r = review('agenttask-create-forged-requester');
+    delete (r.request.object.spec as Record<string, Json>).requester;
+    r.request.userInfo = { username: 'alice@example.com', groups: ['team-a-devs'] };
+    const task = patched<{ spec: { requester: unknown } }>(r, await admit('/mutate/agenttasks', r));
+    expect(task.spec.requester).toEqual({ username: 'alice@example.com', groups: ['team-a-devs'] });
+  });
+
+  it('refuses a caller without a username and a task without spec', async () => {
+    const anonymous = review('agenttask-create-forged-requester');
+    anonymous.request.userInfo = {};
+    expectDenied(await admit('/mutate/agenttasks', anonymous), /no authenticated username/);
+    const noSpec = review('agenttask-create-forged-requester');
+    delete noSpec.request.object.spec;
+    expectDenied(await admit('/mutate/agenttasks', noSpec), 'AgentTask spec is required');
+  });
+
+  it('refuses an object of another kind sent to this path', async () => {
+    expectDenied(await admit('/mutate/agenttasks', review('taskapproval-create')), /stamps AgentTask objects, not TaskApproval/);
+  });
+
+  it('does not patch UPDATEs', async () => {
+    const r = review('agenttask-create-forged-requester');
+    r.request.operation = 'UPDATE';
+    r.request.oldObject = r.request.object;
+    expect(await admit('/mutate/agenttasks', r)).toEqual({ uid: r.request.uid, allowed: true });
+  });
+});
+
+describe('TaskApproval admission', () => {
+  beforeEach(() => {
+    cluster.addTask(liveTask('AwaitingApproval'));
+    cluster.approvers.add('team-a/bob@example.com');
+  });
+
+  /** Runs the recorded create through the mutating webhook, then the validating one, like the API server. */
+  async function approve(r: Review): Promise<AdmissionResponse> {
+    const mutated = await admit('/mutate/taskapprovals', r);
+    const stamped = structuredClone(r);
+    stamped.request.object = patched(r, mutated);
+    return admit('/validate/taskapprovals', stamped);
+  }
+
+  it('stamps the approver over a forged one', async () => {
+    const r = review('taskapproval-create');
+    const approval = patched<{ spec: { approver: unknown } }>(r, await admit('/mutate/taskapprovals', r));
+    expect(approval.spec.approver).toEqual({ username: 'bob@example.com', uid: 'oidc:19bd33', groups: ['sre-oncall', 'system:authenticated'] });
+  });
+
+  it('admits an approval by a permitted caller, asking with the full userInfo', async () => {
+    const response = await approve(review('taskapproval-create'));
+    expect(response).toEqual({ uid: review('taskapproval-create').request.uid, allowed: true });
+    expect(cluster.reviews).toEqual([{ namespace: 'team-a', user: review('taskapproval-create').request.userInfo }]);
+    expect(logLines.join('')).not.toMatch(/X509SHA256|credential-id/);
+  });
+
+  it('refuses when the task does not exist', async () => {
+    cluster.tasks.clear();
+    expectDenied(await approve(review('taskapproval-create')), 'AgentTask team-a/summarize-errors not found');
+  });
+
+  it('refuses a stale task uid without revealing the current one', async () => {
+    cluster.addTask({ ...liveTask('AwaitingApproval'), metadata: { name: 'summarize-errors', namespace: 'team-a', uid: 'a1b2c3d4-0000-4000-8000-000000000000' } });
+    const response = await approve(review('taskapproval-create'));
+    expectDenied(response, /spec.taskUID 0f6a1c2e-5b7d-4e8a-9c3f-2d1e0b9a8c7d is stale: .*approvals never carry over to a recreated task/);
+    expect(response.status?.message).not.toMatch(/a1b2c3d4/);
+  });
+
+  it('refuses the requester approving their own task', async () => {
+    const r = review('taskapproval-create');
+    r.request.userInfo = { username: 'alice@example.com', groups: ['team-a-devs'] };
+    cluster.approvers.add('team-a/alice@example.com');
+    expectDenied(await approve(r), 'alice@example.com requested AgentTask team-a/summarize-errors and cannot approve it');
+    expect(cluster.reviews).toEqual([]);
+  });
+
+  it('refuses when the task has no recorded requester', async () => {
+    const task = liveTask('AwaitingApproval');
+    delete task.spec.requester;
+    cluster.addTask(task);
+    expectDenied(await approve(review('taskapproval-create')), /has no recorded requester/);
+  });
+
+  it('refuses a caller without approve on agenttasks', async () => {
+    cluster.approvers.clear();
+    expectDenied(await approve(review('taskapproval-create')), 'bob@example.com may not approve AgentTasks in namespace team-a: it needs verb approve on agenttasks.taskgrant.io');
+    expect(cluster.reviews).toHaveLength(1);
+  });
+
+  it('refuses an approver the mutating webhook did not stamp', async () => {
+    // The fixture still carries the forged approver (alice) because /mutate/taskapprovals is skipped.
+    expectDenied(await admit('/validate/taskapprovals', review('taskapproval-create')), /spec.approver does not match the caller/);
+  });
+
+  it('refuses an invalid approval', async () => {
+    const r = review('taskapproval-create');
+    (r.request.object.spec as Record<string, Json>).decision = 'Maybe';
+    expectDenied(await approve(r), 'invalid TaskApproval: spec.decision must be Approve or Deny');
+  });
+
+  it('fails closed when the access review fails', async () => {
+    cluster.reviewFailure = new Error('connect ECONNREFUSED 10.96.0.1:443');
+    const response = await approve(review('taskapproval-create'));
+    expectDenied(response, /internal error in validate-taskapprovals/, 500);
+    expect(response.status?.message).not.toMatch(/10\.96/);
+    expect(await decisions('validate-taskapprovals', 'error')).toBe(1);
+  });
+
+  it('fails closed, and answers, when the access review hangs', async () => {
+    cluster.reviewHangs = true;
+    await start({ handlerTimeoutMs: 50 });
+    const started = Date.now();
+    expectDenied(await approve(review('taskapproval-create')), /within 50 ms \(validate-taskapprovals\)/, 500);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('refuses an UPDATE that changes spec and allows one that does not', async () => {
+    const r = review('taskapproval-create');
+    r.request.operation = 'UPDATE';
+    r.request.oldObject = structuredClone(r.request.object);
+    (r.request.object.metadata as Record<string, Json>).labels = { team: 'sre' };
+    expect((await admit('/validate/taskapprovals', r)).allowed).toBe(true);
+    (r.request.object.spec as Record<string, Json>).decision = 'Deny';
+    expectDenied(await admit('/validate/taskapprovals', r), /spec is immutable/);
+  });
+});
+
+describe('POST /validate/pods (identity guard)', () => {
+  beforeEach(() => {
+    cluster.addTask(liveTask('Active'));
+    cluster.managedAccounts.set(`team-a/${TASK_SA}`, 'summarize-errors');
+  });
+
+  it('refuses a pod borrowing a task ServiceAccount without the task label', async () => {
+    expectDenied(await admit('/validate/pods', review('pod-create-stolen-sa')), /ServiceAccount tg-summarize-errors-0f6a1c2e is a taskgrant task identity/);
+    expect(await decisions('validate-pods', 'denied')).toBe(1);
+  });
+
+  it('recognises a managed ServiceAccount by name even before the cache has it', async () => {
+    cluster.managedAccounts.clear();
+    expectDenied(await admit('/validate/pods', review('pod-create-stolen-sa')), /is a taskgrant task identity/);
+  });
+
+  it('recognises a managed ServiceAccount by label whatever its name', async () => {
+    cluster.managedAccounts.set('team-a/agent-runner', 'summarize-errors');
+    const r = review('pod-create-stolen-sa');
+    Object.assign(r.request.object.spec as Record<string, Json>, { serviceAccountName: 'agent-runner', serviceAccount: 'agent-runner' });
+    expectDenied(await admit('/validate/pods', r), /ServiceAccount agent-runner is a taskgrant task identity/);
+  });
+
+  it('refuses a pod labelled for another task', async () => {
+    cluster.addTask({ ...liveTask('Active'), metadata: { name: 'deploy-hotfix', namespace: 'team-a', uid: 'b0b0b0b0-0000-4000-8000-000000000000' } });
+    const r = review('pod-create-stolen-sa');
+    (r.request.object.metadata as Record<string, Json>).labels = { [LABEL_TASK]: 'deploy-hotfix' };
+    expectDenied(await admit('/validate/pods', r), 'ServiceAccount tg-summarize-errors-0f6a1c2e belongs to task team-a/summarize-errors, not team-a/deploy-hotfix');
+  });
+
+  it('admits a task pod after /mutate/pods, confirming ownership from the task when the ServiceAccount cache lags', async () => {
+    const r = review('pod-create');
+    const mutated = structuredClone(r);
+    mutated.request.object = patched(r, await admit('/mutate/pods', r));
+    expect(await admit('/validate/pods', mutated)).toEqual({ uid: r.request.uid, allowed: true });
+    cluster.managedAccounts.clear();
+    expect((await admit('/validate/pods', mutated)).allowed).toBe(true);
+    cluster.addTask(liveTask('Active', { serviceAccount: 'tg-summarize-errors-ffffffff' }));
+    expectDenied(await admit('/validate/pods', mutated), /cannot be confirmed as the grant of task team-a\/summarize-errors/);
+  });
+
+  it('refuses a labelled pod that skipped /mutate/pods', async () => {
+    const r = review('pod-create');
+    Object.assign(r.request.object.spec as Record<string, Json>, { serviceAccountName: TASK_SA, serviceAccount: TASK_SA });
+    expectDenied(await admit('/validate/pods', r), /was not admitted by the taskgrant pod mutating webhook/);
+  });
+
+  it('admits ordinary pods and pod subresource creations', async () => {
+    const plain = review('pod-create-stolen-sa');
+    Object.assign(plain.request.object.spec as Record<string, Json>, { serviceAccountName: 'default', serviceAccount: 'default' });
+    expect((await admit('/validate/pods', plain)).allowed).toBe(true);
+    const binding = review('pod-create-stolen-sa');
+    binding.request.subResource = 'binding';
+    binding.request.object = { kind: 'Binding', apiVersion: 'v1', metadata: { name: 'debug' }, target: { kind: 'Node', name: 'worker-1' } };
+    expect((await admit('/validate/pods', binding)).allowed).toBe(true);
+  });
+
+  it.each([
+    ['pod-update-label-changed', 'label taskgrant.io/task cannot be changed on an existing pod'],
+    ['pod-update-annotation-removed', 'annotation taskgrant.io/task-uid cannot be removed from an existing pod'],
+  ] as const)('refuses %s', async (fixture, message) => {
+    expectDenied(await admit('/validate/pods', review(fixture)), message);
+  });
+
+  it('refuses adding the marks to an existing pod, also through pods/status', async () => {
+    const r = review('pod-update-label-changed');
+    r.request.subResource = 'status';
+    const old = r.request.oldObject as { metadata: { labels: Record<string, string>; annotations: Record<string, string> } };
+    delete old.metadata.labels[LABEL_TASK];
+    delete old.metadata.annotations[ANNOTATION_POD_TASK_UID];
+    expectDenied(await admit('/validate/pods', r), 'label taskgrant.io/task cannot be added to an existing pod');
+  });
+
+  it('allows an UPDATE that keeps the marks, even after the task is gone', async () => {
+    cluster.tasks.clear();
+    cluster.managedAccounts.clear();
+    const r = review('pod-update-label-changed');
+    r.request.object = structuredClone(r.request.oldObject) as typeof r.request.object;
+    (r.request.object.metadata as Record<string, Json>).finalizers = [];
+    expect((await admit('/validate/pods', r)).allowed).toBe(true);
+  });
+
+  it('allows DELETE', async () => {
+    const r = review('pod-update-label-changed');
+    r.request.operation = 'DELETE';
+    expect((await admit('/validate/pods', r)).allowed).toBe(true);
+  });
+});
+
+describe('malformed requests', () => {
+  it.each([
+    ['invalid JSON', '{"kind": "AdmissionReview",', 'application/json', /not valid JSON/],
+    ['a non-JSON content type', JSON.stringify(review('pod-create')), 'text/plain', /expected a JSON AdmissionReview object/],
+    ['an AdmissionReview v1beta1', { ...review('pod-create'), apiVersion: 'admission.k8s.io/v1beta1' }, 'application/json', /expected apiVersion admission.k8s.io\/v1/],
+    ['a review without request', { kind: 'AdmissionReview', apiVersion: 'admission.k8s.io/v1' }, 'application/json', /request is required/],
+    ['a request without uid', (() => { const r = review('pod-create'); delete r.request.uid; return r; })(), 'application/json', /request.uid/],
+    ['an unknown operation', (() => { const r = review('pod-create'); r.request.operation = 'PATCH'; return r; })(), 'application/json', /request.operation/],
+    ['bad userInfo.extra', (() => { const r = review('pod-create'); r.request.userInfo.extra = { a: 'b' }; return r; })(), 'application/json', /userInfo.extra/],
+    ['a JSON array', '[]', 'application/json', /expected a JSON AdmissionReview object/],
+  ])('answers 400 to %s', async (_what, body, contentType, message) => {
+    const res = await post('/mutate/pods', body, contentType);
+    expect(res.status).toBe(400);
+    expect(res.body.message).toMatch(message);
+    expect(await decisions('mutate-pods', 'error')).toBe(1);
+  });
+
+  it('answers 400 to a body over the limit', async () => {
+    await start({ bodyLimitBytes: 4096 });
+    const r = review('pod-create');
+    (r.request.object.metadata as Record<string, Json>).annotations = { big: 'x'.repeat(5000) };
+    const res = await post('/validate/pods', r);
+    expect(res.status).toBe(400);
+    expect(res.body.message).toBe('AdmissionReview body exceeds 4096 bytes');
+    expect(await decisions('validate-pods', 'error')).toBe(1);
+  });
+
+  it('answers 404 elsewhere', async () => {
+    const res = await post('/mutate/secrets', review('pod-create'));
+    expect(res.status).toBe(404);
+    expect(res.body.message).toMatch(/\/mutate\/pods/);
+  });
+});

@@ -1,0 +1,60 @@
+// What the webhook needs from the cluster, as small interfaces main.ts implements over its
+// informer caches and clients. Lookups are synchronous on purpose: an admission answer must never
+// wait on a reconcile or a list call (the API server holds the user's request open meanwhile).
+import type { AgentTask } from '../api/index.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { UserInfo } from './admission.js';
+
+export interface TaskLookup {
+  /** The AgentTask as the informer cache holds it, or undefined when the cache has not seen it. */
+  get(namespace: string, name: string): AgentTask | undefined;
+}
+
+export interface BoundPodLookup {
+  /**
+   * Pods in `namespace` carrying annotation `taskgrant.io/task-uid: <taskUid>` that have not
+   * terminated (phase not Succeeded/Failed, no deletionTimestamp), from the pod informer cache.
+   */
+  countBound(namespace: string, taskName: string, taskUid: string): number;
+}
+
+export interface ServiceAccountLookup {
+  /** Whether the ServiceAccount carries `app.kubernetes.io/managed-by: taskgrant`. */
+  isManaged(namespace: string, name: string): boolean;
+  /** The `taskgrant.io/task` label of a managed ServiceAccount: the task that owns it. */
+  taskOf(namespace: string, name: string): string | undefined;
+}
+
+export interface AccessReviewer {
+  /**
+   * Whether `user` may `approve` `agenttasks.taskgrant.io` in `namespace` (a SubjectAccessReview
+   * carrying username, uid, groups and extra as the admission request presented them).
+   * Rejects on failure; the webhook then refuses the approval.
+   */
+  canApprove(user: UserInfo, namespace: string): Promise<boolean>;
+}
+
+export interface WebhookDeps {
+  tasks: TaskLookup;
+  pods: BoundPodLookup;
+  serviceAccounts: ServiceAccountLookup;
+  accessReviewer: AccessReviewer;
+  metrics: Metrics;
+  logger: Logger;
+  /** Injected so expiry checks are testable; defaults to the system clock. */
+  now?: () => Date;
+  /**
+   * A handler that has not answered by then is refused (default 5000 ms). Keep it below the
+   * webhook configurations' timeoutSeconds so the caller reads our reason, not a deadline error.
+   */
+  handlerTimeoutMs?: number;
+  /** Largest accepted AdmissionReview body (default 1 MiB; a Pod is at most ~1.5 MiB in etcd, real ones are far smaller). */
+  bodyLimitBytes?: number;
+  /**
+   * How long an admitted task pod counts against maxPods before the pod informer can be
+   * expected to have seen it (default 30 s). Closes the race where two pods are admitted
+   * back to back while the cache still counts zero.
+   */
+  recentAdmissionWindowMs?: number;
+}

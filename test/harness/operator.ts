@@ -1,0 +1,45 @@
+// Runs the whole operator in-process against the test control plane, with its own operator
+// namespace (so ledgers and policy ConfigMaps of different suites never mix) and a log file.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { Config } from '../../src/config.js';
+import { startOperator, type Operator } from '../../src/operator.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { repoRoot } from './paths.js';
+import { uniqueName } from './kube.js';
+
+export interface TestOperator extends Operator {
+  config: Readonly<Config>;
+  logFile: string;
+}
+
+export async function startTestOperator(overrides: Partial<Config> = {}): Promise<TestOperator> {
+  const kubeconfig = process.env.TASKGRANT_TEST_KUBECONFIG;
+  if (!kubeconfig) throw new Error('TASKGRANT_TEST_KUBECONFIG is not set');
+  const root = repoRoot();
+  const config: Readonly<Config> = Object.freeze({
+    kubeconfig,
+    namespace: uniqueName('tg-system'),
+    policyDir: join(root, 'policies'),
+    healthHost: '127.0.0.1',
+    healthPort: 0,
+    webhookHost: '127.0.0.1',
+    webhookPort: 0,
+    webhookUrl: undefined,
+    install: true,
+    logLevel: 'debug',
+    workers: 8,
+    reissueWindowMs: 3_600_000,
+    leaderElect: false,
+    leaseName: 'taskgrant-controller',
+    certValidityMs: 24 * 3_600_000,
+    ...overrides,
+  });
+  const logDir = join(process.env.TASKGRANT_TEST_CONTROLPLANE_DIR ?? join(root, '.local'), 'operator-logs');
+  mkdirSync(logDir, { recursive: true });
+  const logFile = join(logDir, `${config.namespace}.log`);
+  const logger = createLogger(config.logLevel, pino.destination({ dest: logFile, sync: true }));
+  const operator = await startOperator(config, { logger, crdDir: join(root, 'crds'), sweepIntervalMs: 2_000 });
+  return Object.assign(operator, { config, logFile });
+}
