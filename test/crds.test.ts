@@ -1,7 +1,7 @@
 // The CRDs as the API server enforces them: schema, defaults, CEL messages that name the field,
 // immutability and printer columns.
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { request } from 'node:https';
+import { request, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { installCrds } from '../src/kube/manifests.js';
@@ -152,7 +152,7 @@ interface Table {
 async function getTable(path: string): Promise<Table> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('no cluster');
-  const options: import('node:https').RequestOptions = { headers: { Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' } };
+  const options: RequestOptions = { headers: { Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' } };
   await kc.applyToHTTPSOptions(options);
   return new Promise((resolve, reject) => {
     const req = request(`${cluster.server}${path}`, options, (res) => {

@@ -178,6 +178,13 @@ describe('POST /mutate/pods', () => {
     expect((await admit('/mutate/pods', r)).allowed).toBe(true);
   });
 
+  it('refuses a pod with neither name nor generateName without holding a slot for it', async () => {
+    const r = review('pod-create-replicaset');
+    delete (r.request.object.metadata as Record<string, Json>).generateName;
+    expectDenied(await admit('/mutate/pods', r), 'pod needs metadata.name or metadata.generateName');
+    expect((await admit('/mutate/pods', review('pod-create'))).allowed).toBe(true);
+  });
+
   it('refuses an empty task label', async () => {
     const r = review('pod-create');
     ((r.request.object.metadata as Record<string, Json>).labels as Record<string, Json>)[LABEL_TASK] = '';

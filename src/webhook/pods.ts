@@ -287,6 +287,8 @@ export function mutateTaskPod(request: AdmissionRequest, deps: PodDeps): Mutatio
   }
   // At mutating admission a generateName pod has no name yet: it is counted, never matched as a retry.
   const podName = pod.metadata?.name || request.name || undefined;
+  // The API server would refuse it only after admission, by when it would hold a maxPods slot.
+  if (!podName && !pod.metadata?.generateName) return deny('pod needs metadata.name or metadata.generateName');
   const maxPods = task.spec.maxPods ?? 1;
   const bound = Math.max(deps.pods.countBound(namespace, taskName, grant.taskUid), deps.recent.count(grant.taskUid, now.getTime(), podName));
   if (bound >= maxPods) return deny(`task ${where} already has ${plural(bound, 'pod')} (maxPods ${maxPods})`);
