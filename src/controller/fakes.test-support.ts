@@ -1,0 +1,122 @@
+// In-memory stand-ins for the cluster and the ledger, for reconciler unit tests.
+import type { AgentTask, AgentTaskStatus, TaskApproval } from '../api/index.js';
+import type { PodObject, RoleBindingObject, RoleObject, ServiceAccountObject } from '../kube/objects.js';
+import type { Clock, ClusterView, ClusterWriter, GrantLedger, LedgerEntry, ManagedKind } from './ports.js';
+
+type Managed = ServiceAccountObject | RoleObject | RoleBindingObject;
+
+export class FakeCluster implements ClusterView, ClusterWriter {
+  readonly tasks = new Map<string, AgentTask>();
+  readonly approvals: TaskApproval[] = [];
+  readonly pods: PodObject[] = [];
+  readonly objects = new Map<string, { kind: ManagedKind; object: Managed }>();
+  readonly events: Array<{ reason: string; type: string; message: string }> = [];
+  readonly writes: string[] = [];
+  /** Set to make Role creation fail the way the API server refuses escalation. */
+  refuseRoles = false;
+  private rv = 1;
+
+  put(task: AgentTask): AgentTask {
+    const stored = { ...task, metadata: { ...task.metadata, resourceVersion: String(this.rv++) } };
+    this.tasks.set(`${task.metadata.namespace}/${task.metadata.name}`, stored);
+    return stored;
+  }
+
+  task(namespace: string, name: string) {
+    return this.tasks.get(`${namespace}/${name}`);
+  }
+  allTasks() {
+    return [...this.tasks.values()];
+  }
+  approvalsOf(namespace: string, taskName: string) {
+    return this.approvals.filter((a) => a.metadata.namespace === namespace && a.spec.task === taskName);
+  }
+  podsOfTask(namespace: string, taskName: string) {
+    return this.pods.filter((p) => p.metadata.namespace === namespace && p.metadata.labels?.['taskgrant.io/task'] === taskName);
+  }
+  private ofKind<T extends Managed>(kind: ManagedKind, uid: string): T[] {
+    return [...this.objects.values()].filter((o) => o.kind === kind && o.object.metadata.labels?.['taskgrant.io/task-uid'] === uid).map((o) => o.object as T);
+  }
+  serviceAccountsOfTask(uid: string) {
+    return this.ofKind<ServiceAccountObject>('ServiceAccount', uid);
+  }
+  rolesOfTask(uid: string) {
+    return this.ofKind<RoleObject>('Role', uid);
+  }
+  roleBindingsOfTask(uid: string) {
+    return this.ofKind<RoleBindingObject>('RoleBinding', uid);
+  }
+  managedTaskUids() {
+    return new Set([...this.objects.values()].map((o) => o.object.metadata.labels?.['taskgrant.io/task-uid'] ?? ''));
+  }
+
+  async create(kind: ManagedKind, object: Managed) {
+    if (kind === 'Role' && this.refuseRoles) {
+      throw new Error('POST roles: 403 roles.rbac.authorization.k8s.io "x" is forbidden: user "taskgrant" (groups=[]) is attempting to grant RBAC permissions not currently held');
+    }
+    this.writes.push(`create ${kind} ${object.metadata.namespace}/${object.metadata.name}`);
+    this.objects.set(`${kind}/${object.metadata.namespace}/${object.metadata.name}`, { kind, object: structuredClone(object) });
+  }
+  async replace(kind: ManagedKind, object: RoleObject | RoleBindingObject) {
+    this.writes.push(`replace ${kind} ${object.metadata.namespace}/${object.metadata.name}`);
+    this.objects.set(`${kind}/${object.metadata.namespace}/${object.metadata.name}`, { kind, object: structuredClone(object) });
+  }
+  async delete(kind: ManagedKind, namespace: string, name: string) {
+    const existed = this.objects.delete(`${kind}/${namespace}/${name}`);
+    if (existed) this.writes.push(`delete ${kind} ${namespace}/${name}`);
+    return existed;
+  }
+  async patchTaskStatus(task: AgentTask, status: AgentTaskStatus) {
+    this.writes.push(`status ${status.phase}`);
+    const current = this.task(task.metadata.namespace, task.metadata.name) ?? task;
+    return this.put({ ...current, status });
+  }
+  async setTaskFinalizers(task: AgentTask, finalizers: string[]) {
+    this.writes.push(`finalizers [${finalizers.join(',')}]`);
+    const current = this.task(task.metadata.namespace, task.metadata.name) ?? task;
+    if (current.metadata.deletionTimestamp && finalizers.length === 0) {
+      this.tasks.delete(`${task.metadata.namespace}/${task.metadata.name}`);
+      return current;
+    }
+    return this.put({ ...current, metadata: { ...current.metadata, finalizers } });
+  }
+  async recordEvent(_task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string) {
+    this.events.push({ type, reason, message });
+  }
+}
+
+export class FakeLedger implements GrantLedger {
+  readonly byAgent = new Map<string, LedgerEntry[]>();
+  async entries(namespace: string, agent: string) {
+    return [...(this.byAgent.get(`${namespace}/${agent}`) ?? [])];
+  }
+  async append(namespace: string, agent: string, entry: LedgerEntry) {
+    const list = this.byAgent.get(`${namespace}/${agent}`) ?? [];
+    if (!list.some((e) => e.uid === entry.uid)) list.push(entry);
+    this.byAgent.set(`${namespace}/${agent}`, list);
+  }
+}
+
+export class FakeClock implements Clock {
+  constructor(public ms = Date.parse('2026-11-22T10:00:00Z')) {}
+  now() {
+    return this.ms;
+  }
+}
+
+let uidCounter = 0;
+export function taskFixture(name: string, spec: Partial<AgentTask['spec']> = {}, namespace = 'team-a'): AgentTask {
+  uidCounter += 1;
+  return {
+    apiVersion: 'taskgrant.io/v1alpha1',
+    kind: 'AgentTask',
+    metadata: { name, namespace, uid: `0000${uidCounter.toString().padStart(4, '0')}-aaaa-4bbb-8ccc-dddddddddddd`, generation: 1, creationTimestamp: '2026-11-22T09:59:59Z' },
+    spec: {
+      agent: 'log-summarizer',
+      intent: { objective: 'Summarize error logs', tools: ['kubectl-logs'], sensitivity: 'internal', permissions: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] }] },
+      ttl: '15m',
+      maxPods: 1,
+      ...spec,
+    },
+  };
+}

@@ -1,0 +1,219 @@
+// The reconciler against in-memory fakes and the real default policies.
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { PolicyEngine, readPolicyDir } from '../policy/index.js';
+import { silentLogger } from '../telemetry/logger.js';
+import { Metrics } from '../telemetry/metrics.js';
+import type { AgentTask } from '../api/index.js';
+import { AuditTrail } from './audit.js';
+import { FakeClock, FakeCluster, FakeLedger, taskFixture } from './fakes.test-support.js';
+import { Reconciler } from './reconciler.js';
+
+let engine: PolicyEngine;
+
+beforeAll(async () => {
+  const dir = await readPolicyDir('policies');
+  engine = new PolicyEngine({ schemaText: readFileSync('policies/schema.cedarschema', 'utf8'), logger: silentLogger(), metrics: new Metrics() });
+  const loaded = engine.load(dir.sources);
+  expect(loaded.type).toBe('loaded');
+});
+
+function setup(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'> = engine) {
+  const cluster = new FakeCluster();
+  const ledger = new FakeLedger();
+  const clock = new FakeClock();
+  const requeues: Array<[string, number]> = [];
+  const logger = silentLogger();
+  const metrics = new Metrics();
+  const reconciler = new Reconciler({
+    view: cluster,
+    writer: cluster,
+    ledger,
+    policy,
+    audit: new AuditTrail(logger, cluster),
+    clock,
+    logger,
+    metrics,
+    settings: { reissueWindowMs: 3_600_000, retryPendingMs: 5_000, maxDelegationDepth: 16 },
+    requeueAfter: (key, ms) => requeues.push([key, ms]),
+    observedAt: () => undefined,
+  });
+  const run = async (task: AgentTask) => {
+    await reconciler.reconcile(`${task.metadata.namespace}/${task.metadata.name}`);
+    return cluster.task(task.metadata.namespace, task.metadata.name);
+  };
+  return { cluster, ledger, clock, requeues, run, metrics };
+}
+
+describe('Reconciler: requests', () => {
+  it('grants: finalizer first, then ServiceAccount, Role, RoleBinding, then status; timer at expiry', async () => {
+    const { cluster, run, requeues, ledger } = setup();
+    const task = cluster.put(taskFixture('read'));
+    const after = await run(task);
+    expect(cluster.writes.slice(0, 5)).toEqual([
+      'finalizers [taskgrant.io/revoke-grant]',
+      expect.stringMatching(/^create ServiceAccount team-a\/tg-read-/),
+      expect.stringMatching(/^create Role team-a\/tg-read-/),
+      expect.stringMatching(/^create RoleBinding team-a\/tg-read-/),
+      'status Granted',
+    ]);
+    expect(after?.status?.grant?.expiresAt).toBe('2026-11-22T10:15:00.000Z');
+    expect(requeues).toContainEqual(['team-a/read', 15 * 60_000]);
+    expect(await ledger.entries('team-a', 'log-summarizer')).toHaveLength(1);
+    expect(cluster.events.map((e) => e.reason)).toEqual(['PolicyAllowed']);
+  });
+
+  it('is idempotent: a second reconcile of a granted task writes nothing', async () => {
+    const { cluster, run } = setup();
+    const task = cluster.put(taskFixture('twice'));
+    await run(task);
+    const writes = cluster.writes.length;
+    await run(cluster.task('team-a', 'twice')!);
+    expect(cluster.writes.length).toBe(writes);
+  });
+
+  it('denies a forbidden request and creates nothing', async () => {
+    const { cluster, run } = setup();
+    const task = cluster.put(taskFixture('bind', { intent: { objective: 'x', permissions: [{ apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['bind'] }] } }));
+    const after = await run(task);
+    expect(after?.status?.phase).toBe('Denied');
+    expect(after?.status?.reason).toBe('PolicyDenied');
+    expect(cluster.objects.size).toBe(0);
+    expect(after?.metadata.finalizers).toBeUndefined();
+  });
+
+  it('holds what approval would allow, then grants once approved', async () => {
+    const { cluster, run } = setup();
+    const task = cluster.put(taskFixture('secret', { intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] } }));
+    expect((await run(task))?.status?.phase).toBe('AwaitingApproval');
+    cluster.approvals.push({
+      apiVersion: 'taskgrant.io/v1alpha1',
+      kind: 'TaskApproval',
+      metadata: { name: 'ok', namespace: 'team-a', creationTimestamp: '2026-11-22T10:00:01Z' },
+      spec: { task: 'secret', taskUID: task.metadata.uid ?? '', decision: 'Approve', reason: 'on call', approver: { username: 'alice' } },
+    });
+    const granted = await run(cluster.task('team-a', 'secret')!);
+    expect(granted?.status?.phase).toBe('Granted');
+    expect(granted?.status?.approval?.username).toBe('alice');
+  });
+
+  it('ignores an approval that names another uid (a recreated task)', async () => {
+    const { cluster, run } = setup();
+    const task = cluster.put(taskFixture('stale', { intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] } }));
+    cluster.approvals.push({
+      apiVersion: 'taskgrant.io/v1alpha1',
+      kind: 'TaskApproval',
+      metadata: { name: 'old', namespace: 'team-a' },
+      spec: { task: 'stale', taskUID: 'some-older-uid', decision: 'Approve' },
+    });
+    expect((await run(task))?.status?.phase).toBe('AwaitingApproval');
+  });
+
+  it('stays Pending, granting nothing, while policies are not loaded', async () => {
+    const notReady = { ready: false, revision: undefined, evaluate: () => ({ type: 'error' as const, revision: undefined, reason: 'not loaded', errors: [] }) };
+    const { cluster, run, requeues } = setup(notReady);
+    const after = await run(cluster.put(taskFixture('early')));
+    expect(after?.status?.phase).toBe('Pending');
+    expect(after?.status?.reason).toBe('PolicyUnavailable');
+    expect(cluster.objects.size).toBe(0);
+    expect(requeues).toContainEqual(['team-a/early', 5_000]);
+  });
+
+  it('treats a throwing policy engine as a deny, never a grant', async () => {
+    const throwing = { ready: true, revision: 'r1', evaluate: () => { throw new Error('wasm trap'); } };
+    const { cluster, run } = setup(throwing);
+    const after = await run(cluster.put(taskFixture('trap')));
+    expect(after?.status?.phase).toBe('Pending');
+    expect(after?.status?.message).toMatch(/wasm trap/);
+    expect(cluster.objects.size).toBe(0);
+  });
+
+  it('fails a grant the API server refuses as above the ceiling and leaves nothing', async () => {
+    const { cluster, run } = setup();
+    cluster.refuseRoles = true;
+    const after = await run(cluster.put(taskFixture('ceiling')));
+    expect(after?.status?.phase).toBe('Failed');
+    expect(after?.status?.reason).toBe('CeilingExceeded');
+    expect(cluster.objects.size).toBe(0);
+  });
+});
+
+describe('Reconciler: delegation', () => {
+  it('denies a child asking for more than its parent holds, naming the excess', async () => {
+    const { cluster, run } = setup();
+    await run(cluster.put(taskFixture('parent')));
+    const child = cluster.put(taskFixture('child', { parentTask: 'parent', intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['pods', 'configmaps'], verbs: ['get'] }] } }));
+    const after = await run(child);
+    expect(after?.status?.phase).toBe('Denied');
+    expect(after?.status?.reason).toBe('DelegationExceedsParent');
+    expect(after?.status?.message).toContain('get configmaps in team-a');
+  });
+
+  it('grants a narrower child that expires no later than its parent, and revokes it with the parent', async () => {
+    const { cluster, run, clock } = setup();
+    await run(cluster.put(taskFixture('p2', { ttl: '10m' })));
+    const child = await run(cluster.put(taskFixture('c2', { parentTask: 'p2', ttl: '30m', intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }] } })));
+    expect(child?.status?.phase).toBe('Granted');
+    expect(child?.status?.grant?.expiresAt).toBe(cluster.task('team-a', 'p2')?.status?.grant?.expiresAt);
+    const parent = cluster.task('team-a', 'p2')!;
+    cluster.put({ ...parent, metadata: { ...parent.metadata, annotations: { 'taskgrant.io/revoke': 'done' } } });
+    await run(cluster.task('team-a', 'p2')!);
+    clock.ms += 1000;
+    const revoked = await run(cluster.task('team-a', 'c2')!);
+    expect(revoked?.status?.phase).toBe('Revoked');
+    expect(revoked?.status?.reason).toBe('ParentRevoked');
+    expect(cluster.objects.size).toBe(0);
+  });
+
+  it('waits while the parent is not yet granted', async () => {
+    const { cluster, run } = setup();
+    cluster.put({ ...taskFixture('slow-parent'), status: { phase: 'AwaitingApproval' } });
+    const child = await run(cluster.put(taskFixture('eager', { parentTask: 'slow-parent' })));
+    expect(child?.status?.phase).toBe('Pending');
+    expect(child?.status?.reason).toBe('WaitingForParent');
+  });
+});
+
+describe('Reconciler: revocation', () => {
+  it('expires at expiresAt: deletes binding, role, then account, writes Expired, drops the finalizer', async () => {
+    const { cluster, run, clock, metrics } = setup();
+    const granted = await run(cluster.put(taskFixture('ttl')));
+    clock.ms = Date.parse(granted?.status?.grant?.expiresAt ?? '') + 100;
+    cluster.writes.length = 0;
+    const after = await run(cluster.task('team-a', 'ttl')!);
+    expect(cluster.writes).toEqual([
+      expect.stringMatching(/^delete RoleBinding/),
+      expect.stringMatching(/^delete Role /),
+      expect.stringMatching(/^delete ServiceAccount/),
+      'status Expired',
+      'finalizers []',
+    ]);
+    expect(after?.status?.reason).toBe('TTLExpired');
+    expect((await metrics.revocations.get()).values.find((v) => v.labels.reason === 'TTLExpired')?.value).toBe(1);
+  });
+
+  it('never leaves a terminal phase and removes anything found for a terminal task', async () => {
+    const { cluster, run } = setup();
+    const granted = await run(cluster.put(taskFixture('final')));
+    const stuck = cluster.put({ ...granted!, status: { ...granted!.status, phase: 'Revoked', reason: 'Manual' } });
+    const after = await run(stuck);
+    expect(after?.status?.phase).toBe('Revoked');
+    expect(cluster.objects.size).toBe(0);
+  });
+
+  it('revokes before releasing a deleted task', async () => {
+    const { cluster, run } = setup();
+    const granted = await run(cluster.put(taskFixture('bye')));
+    cluster.put({ ...granted!, metadata: { ...granted!.metadata, deletionTimestamp: '2026-11-22T10:01:00Z' } });
+    await run(cluster.task('team-a', 'bye')!);
+    expect(cluster.objects.size).toBe(0);
+    expect(cluster.task('team-a', 'bye')).toBeUndefined();
+  });
+
+  it('marks a task Failed with a reason when its spec is invalid', async () => {
+    const { cluster, run } = setup();
+    const after = await run(cluster.put(taskFixture('bad', { ttl: 'forever' })));
+    expect(after?.status?.phase).toBe('Failed');
+    expect(after?.status?.reason).toBe('InvalidSpec');
+  });
+});
