@@ -22,6 +22,13 @@ export interface Config {
   leaderElect: boolean;
   leaseName: string;
   certValidityMs: number;
+  /** self-managed: the operator issues and rotates its serving cert; cert-manager: read from tlsDir. */
+  certMode: 'self-managed' | 'cert-manager';
+  tlsDir: string;
+  /** The Service in front of the webhook port (serving cert names, webhook configurations). */
+  webhookService: string;
+  /** Name of the Mutating/ValidatingWebhookConfiguration whose caBundle the operator keeps. */
+  webhookConfigName: string;
 }
 
 const levels: LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
@@ -42,6 +49,11 @@ function durationMs(value: string): number {
   const seconds = parseDurationSeconds(value);
   if (seconds === undefined || seconds <= 0) throw new InvalidArgumentError('must be a Go duration such as 1h or 90s');
   return seconds * 1000;
+}
+
+function certMode(value: string): Config['certMode'] {
+  if (value !== 'self-managed' && value !== 'cert-manager') throw new InvalidArgumentError('must be self-managed or cert-manager');
+  return value;
 }
 
 function level(value: string): LogLevel {
@@ -67,6 +79,10 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     .option('--leader-elect', 'only reconcile while holding the leader Lease', false)
     .option('--lease-name <name>', 'name of the leader election Lease', 'taskgrant-controller')
     .option('--cert-validity <duration>', 'validity of the self-managed webhook serving certificate', durationMs, 30 * 24 * 3_600_000)
+    .option('--cert-mode <mode>', 'self-managed | cert-manager', certMode, 'self-managed')
+    .option('--tls-dir <dir>', 'tls.crt and tls.key (cert-manager mode)', '/etc/taskgrant/tls')
+    .option('--webhook-service <name>', 'Service in front of the webhook port', 'taskgrant-webhook')
+    .option('--webhook-config-name <name>', 'name of the webhook configurations to keep the caBundle of', 'taskgrant')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   program.parse(argv);
@@ -86,6 +102,10 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     leaderElect: boolean;
     leaseName: string;
     certValidity: number;
+    certMode: Config['certMode'];
+    tlsDir: string;
+    webhookService: string;
+    webhookConfigName: string;
   }>();
   if (o.webhookUrl && !/^https:\/\//.test(o.webhookUrl)) throw new InvalidArgumentError('--webhook-url must be an https:// URL');
   return Object.freeze({
@@ -104,5 +124,9 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     leaderElect: o.leaderElect,
     leaseName: o.leaseName,
     certValidityMs: o.certValidity,
+    certMode: o.certMode,
+    tlsDir: o.tlsDir,
+    webhookService: o.webhookService,
+    webhookConfigName: o.webhookConfigName,
   });
 }

@@ -34,6 +34,10 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
     leaderElect: false,
     leaseName: 'taskgrant-controller',
     certValidityMs: 24 * 3_600_000,
+    certMode: 'self-managed',
+    tlsDir: '/nonexistent',
+    webhookService: 'taskgrant-webhook',
+    webhookConfigName: 'taskgrant',
     ...overrides,
   });
   const logDir = join(process.env.TASKGRANT_TEST_CONTROLPLANE_DIR ?? join(root, '.local'), 'operator-logs');
