@@ -11,7 +11,13 @@ import { systemClock } from './controller/ports.js';
 import { KubeCluster } from './kube/cluster.js';
 import { loadKubeConfig } from './kube/client.js';
 import { ConfigMapLedger } from './kube/ledger.js';
-import { ensureNamespace, installCrds } from './kube/manifests.js';
+import { applyManifests, ensureNamespace, installCrds, readManifestDir } from './kube/manifests.js';
+import { Reviews } from './kube/reviews.js';
+import { SecretTlsStore } from './kube/tls-store.js';
+import { CaBundleInjector, installWebhookConfigurations } from './kube/webhook-config.js';
+import { ANNOTATION_POD_TASK_UID, LABEL_TASK } from './api/index.js';
+import { WEBHOOK_ROUTES, createApp, serveHttps, type HttpsHandle, type WebhookDeps } from './webhook/index.js';
+import { FileCerts, SelfManagedCerts, type CertSource } from './webhook/tls.js';
 import { startHealthServer, type RunningServer } from './telemetry/health.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
@@ -24,6 +30,9 @@ export interface Operator {
   readonly controller: TaskController;
   readonly policySync: PolicySync;
   readonly healthPort: number;
+  readonly webhookPort: number;
+  /** Stops the webhook server alone (tests simulate a webhook outage with it). */
+  stopWebhook(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -89,8 +98,38 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
   });
 
   await Promise.all([cluster.start(), policySync.start()]);
+
+  const reviews = new Reviews(cluster.api);
+  const certs: CertSource =
+    config.certMode === 'cert-manager'
+      ? new FileCerts(config.tlsDir, logger)
+      : new SelfManagedCerts({
+          store: new SecretTlsStore(cluster.api, config.namespace),
+          sink: new CaBundleInjector(cluster.api, config.webhookConfigName),
+          dnsNames: serviceNames(config.webhookService, config.namespace),
+          ipAddresses: ['127.0.0.1'],
+          validityMs: config.certValidityMs,
+          logger,
+        });
+  await certs.start();
+  const webhook: HttpsHandle = await serveHttps(createApp(webhookDeps(cluster, reviews, logger, metrics)), {
+    port: config.webhookPort,
+    host: config.webhookHost,
+    tls: () => certs.current(),
+  });
+  if (config.install) {
+    await installWebhookConfigurations(kc, WEBHOOK_ROUTES, {
+      name: config.webhookConfigName,
+      url: config.webhookUrl ?? `https://127.0.0.1:${webhook.port}`,
+      caBundlePem: certs instanceof SelfManagedCerts ? certs.caBundle() : '',
+      excludedNamespaces: [config.namespace, 'kube-system'],
+    });
+    // The identity guard (a ValidatingAdmissionPolicy) ships beside the CRDs.
+    await applyManifests(kc, readManifestDir(overrides.crdDir ?? 'crds').filter((o) => o.kind !== 'CustomResourceDefinition'));
+  }
+
   controller.start();
-  logger.info({ namespace: config.namespace, policyDir: config.policyDir, healthPort: health.port, revision: engine.revision }, 'taskgrant started');
+  logger.info({ namespace: config.namespace, policyDir: config.policyDir, healthPort: health.port, webhookPort: webhook.port, revision: engine.revision }, 'taskgrant started');
 
   return {
     logger,
@@ -100,13 +139,44 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     controller,
     policySync,
     healthPort: health.port,
+    webhookPort: webhook.port,
+    stopWebhook: () => webhook.close(),
     async stop() {
       stopping = true;
+      await webhook.close().catch(() => undefined);
+      certs.stop();
       await controller.stop();
       await policySync.stop();
       await cluster.stop();
       await health.close();
       logger.info({}, 'taskgrant stopped');
+    },
+  };
+}
+
+/** The names a caller may dial the webhook Service by. */
+function serviceNames(service: string, namespace: string): string[] {
+  return [`${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`, `${service}.${namespace}`, service, 'localhost'];
+}
+
+/** The webhook's view of the cluster: informer caches and reviews, never the controller. */
+function webhookDeps(cluster: KubeCluster, reviews: Reviews, logger: Logger, metrics: Metrics): WebhookDeps {
+  return {
+    logger,
+    metrics,
+    tasks: { get: (namespace, name) => cluster.task(namespace, name) },
+    pods: {
+      countBound: (namespace, taskName, taskUid) =>
+        cluster
+          .podsOfTask(namespace, taskName)
+          .filter((p) => p.metadata.annotations?.[ANNOTATION_POD_TASK_UID] === taskUid && !p.metadata.deletionTimestamp && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed').length,
+    },
+    serviceAccounts: {
+      isManaged: (namespace, name) => cluster.managedServiceAccount(namespace, name) !== undefined,
+      taskOf: (namespace, name) => cluster.managedServiceAccount(namespace, name)?.metadata.labels?.[LABEL_TASK],
+    },
+    accessReviewer: {
+      canApprove: (user, namespace) => reviews.userCan(user, { verb: 'approve', group: 'taskgrant.io', resource: 'agenttasks', namespace }),
     },
   };
 }

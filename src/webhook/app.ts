@@ -47,7 +47,10 @@ export const WEBHOOK_ROUTES: readonly WebhookRoute[] = [
   { handler: 'mutate-pods', path: '/mutate/pods', type: 'mutating', apiGroup: '', resource: 'pods', operations: ['CREATE'], sideEffects: 'NoneOnDryRun', objectSelectorLabelExists: LABEL_TASK },
   { handler: 'mutate-agenttasks', path: '/mutate/agenttasks', type: 'mutating', apiGroup: GROUP, resource: AGENT_TASK_PLURAL, operations: ['CREATE'], sideEffects: 'None' },
   { handler: 'mutate-taskapprovals', path: '/mutate/taskapprovals', type: 'mutating', apiGroup: GROUP, resource: TASK_APPROVAL_PLURAL, operations: ['CREATE'], sideEffects: 'None' },
-  { handler: 'validate-pods', path: '/validate/pods', type: 'validating', apiGroup: '', resource: 'pods', operations: ['CREATE', 'UPDATE'], sideEffects: 'None' },
+  // Only labelled pods (for UPDATE: labelled before or after) reach the webhook, so an outage never
+  // blocks unrelated pods; an unlabelled pod borrowing a task ServiceAccount is refused inside the
+  // API server by the identity-guard ValidatingAdmissionPolicy, which holds even with us down.
+  { handler: 'validate-pods', path: '/validate/pods', type: 'validating', apiGroup: '', resource: 'pods', operations: ['CREATE', 'UPDATE'], sideEffects: 'None', objectSelectorLabelExists: LABEL_TASK },
   { handler: 'validate-taskapprovals', path: '/validate/taskapprovals', type: 'validating', apiGroup: GROUP, resource: TASK_APPROVAL_PLURAL, operations: ['CREATE'], sideEffects: 'None' },
 ];
 

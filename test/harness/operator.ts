@@ -12,6 +12,8 @@ import { uniqueName } from './kube.js';
 export interface TestOperator extends Operator {
   config: Readonly<Config>;
   logFile: string;
+  /** Stops only the HTTPS webhook server, leaving its configurations in place (an outage). */
+  stopWebhookOnly(): Promise<void>;
 }
 
 export async function startTestOperator(overrides: Partial<Config> = {}): Promise<TestOperator> {
@@ -45,5 +47,21 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
   const logFile = join(logDir, `${config.namespace}.log`);
   const logger = createLogger(config.logLevel, pino.destination({ dest: logFile, sync: true }));
   const operator = await startOperator(config, { logger, crdDir: join(root, 'crds'), sweepIntervalMs: 2_000 });
-  return Object.assign(operator, { config, logFile });
+  const stop = operator.stop.bind(operator);
+  // Webhook configurations left pointing at a stopped test operator would refuse every
+  // labelled pod of the suites after it (failurePolicy Fail), so they go with it.
+  const removeWebhooks = async () => {
+    if (!config.install) return;
+    await operator.cluster.api.delete(`/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${config.webhookConfigName}`);
+    await operator.cluster.api.delete(`/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${config.webhookConfigName}`);
+  };
+  return Object.assign(operator, {
+    config,
+    logFile,
+    stop: async () => {
+      await removeWebhooks();
+      await stop();
+    },
+    stopWebhookOnly: () => operator.stopWebhook(),
+  });
 }

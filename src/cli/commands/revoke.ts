@@ -1,0 +1,34 @@
+// `kubectl taskgrant revoke TASK --reason R`: the manual revocation annotation (CONTRACT.md). The
+// operator deletes the grant's objects when it sees it; the CLI only asks.
+import { Command } from 'commander';
+import { ANNOTATION_REVOKE, isTerminal } from '../../api/index.js';
+import { checkTaskName, notFound, type CommandContext } from '../context.js';
+import { formatStructured } from '../format.js';
+import { CliError } from '../io.js';
+
+export function revokeCommand(ctx: CommandContext): Command {
+  return new Command('revoke')
+    .description(`End a task's grant now (sets the ${ANNOTATION_REVOKE} annotation; the operator deletes its ServiceAccount, Roles and RoleBindings)`)
+    .argument('<task>', 'name of the AgentTask')
+    .requiredOption('--reason <reason>', 'why (recorded in the annotation, the task status and an Event)')
+    .action(async (name: string, options: { reason: string }) => {
+      checkTaskName(name);
+      if (options.reason.trim().length === 0) throw new CliError('--reason must not be empty');
+      const namespace = ctx.namespace();
+      const { client } = ctx.connection();
+      const task = await client.getTask(namespace, name);
+      if (!task) throw notFound(name, namespace);
+      if (isTerminal(task.status?.phase)) {
+        // Terminal phases never change (CONTRACT.md), so the annotation would be a false record.
+        ctx.err(`agenttask "${name}" in namespace "${namespace}" is already ${task.status?.phase}; nothing to revoke\n`);
+        return;
+      }
+      const patched = await client.annotateTask(namespace, name, { [ANNOTATION_REVOKE]: options.reason });
+      const { output } = ctx.globals;
+      if (output !== 'table') {
+        ctx.out(formatStructured(output, patched));
+        return;
+      }
+      ctx.out(`agenttask.taskgrant.io/${name} revocation requested: ${JSON.stringify(options.reason)}\n`);
+    });
+}

@@ -1,0 +1,66 @@
+// What every command receives: the injected IO, the global flags (kubectl's), and a lazily made
+// API connection so that `check` and `--help` never touch a kubeconfig.
+import type { Command } from 'commander';
+import { dns1123Subdomain } from '../api/index.js';
+import { connect, type CliConnection } from '../kube/tasks-client.js';
+import type { OutputFormat } from './format.js';
+import { CliError, EXIT_ERROR, type CliIO } from './io.js';
+
+export interface GlobalOptions {
+  namespace?: string;
+  allNamespaces?: boolean;
+  output: OutputFormat;
+  kubeconfig?: string;
+  context?: string;
+  v?: string;
+}
+
+export class CommandContext {
+  #connection: CliConnection | undefined;
+  exitCode = 0;
+
+  constructor(
+    readonly io: CliIO,
+    /** The command being run; its options merged with the program's are the global flags. */
+    private readonly command: () => Command,
+  ) {}
+
+  get globals(): GlobalOptions {
+    return this.command().optsWithGlobals<GlobalOptions>();
+  }
+
+  now(): number {
+    return this.io.now?.() ?? Date.now();
+  }
+
+  out(text: string): void {
+    this.io.stdout(text);
+  }
+
+  err(text: string): void {
+    this.io.stderr(text);
+  }
+
+  connection(): CliConnection {
+    if (!this.#connection) {
+      const { kubeconfig, context } = this.globals;
+      this.#connection = connect({ ...(kubeconfig ? { kubeconfig } : {}), ...(context ? { context } : {}) });
+    }
+    return this.#connection;
+  }
+
+  /** `-n`, else the kubeconfig context's namespace, else `default` (kubectl's order). */
+  namespace(): string {
+    return this.globals.namespace || this.connection().namespace;
+  }
+}
+
+/** Refuses a name the API server would refuse anyway, before it can be spliced into a URL path. */
+export function checkTaskName(name: string): string {
+  if (!dns1123Subdomain(name)) throw new CliError(`"${name}" is not a valid AgentTask name (lowercase letters, digits, '-' and '.')`, EXIT_ERROR);
+  return name;
+}
+
+export function notFound(name: string, namespace: string): CliError {
+  return new CliError(`agenttask "${name}" not found in namespace "${namespace}"`);
+}
