@@ -19,8 +19,11 @@ toolchain:
 	bash hack/toolchain.sh node
 	bash hack/toolchain.sh kube
 
+# `npm install`, not `npm ci`: npm 11 refuses its own lockfile in `ci` over jest's optional
+# @unrs/resolver-binding-* platform packages ("Missing: ... from lock file"); install honours
+# the lockfile's versions all the same.
 node_modules/.installed: package.json package-lock.json | toolchain
-	$(WITH_TOOLS) npm ci --no-audit --no-fund --loglevel=error
+	$(WITH_TOOLS) npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 deps: toolchain node_modules/.installed

@@ -19,6 +19,7 @@ import {
 } from './admission.js';
 import type { WebhookDeps } from './deps.js';
 import { RecentAdmissions, guardPod, mutateTaskPod, type PodDeps } from './pods.js';
+import { createReceiptsRouter } from './receipts/router.js';
 import { mutateAgentTask, mutateTaskApproval, validateTaskApproval } from './stamp.js';
 
 export const HANDLERS = ['mutate-pods', 'mutate-agenttasks', 'mutate-taskapprovals', 'validate-pods', 'validate-taskapprovals'] as const;
@@ -105,6 +106,8 @@ export function createApp(deps: WebhookDeps): express.Application {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
+  // First, so its routes parse their own bodies (a form, a smaller limit) before the JSON parser below.
+  if (deps.receipts) app.use(createReceiptsRouter({ ...deps.receipts, tasks: deps.tasks, metrics, logger, ...(deps.now ? { now: deps.now } : {}) }));
   app.use(express.json({ limit: bodyLimit, type: 'application/json', strict: true }));
 
   for (const route of WEBHOOK_ROUTES) {
