@@ -1,8 +1,8 @@
 // What every command receives: the injected IO, the global flags (kubectl's), and a lazily made
-// API connection so that `check` and `--help` never touch a kubeconfig.
+// API connection so that `check` and `--help` never touch a kubeconfig or load the client.
 import type { Command } from 'commander';
 import { dns1123Subdomain } from '../api/index.js';
-import { connect, type CliConnection } from '../kube/tasks-client.js';
+import type { CliConnection } from '../kube/tasks-client.js';
 import type { OutputFormat } from './format.js';
 import { CliError, EXIT_ERROR, type CliIO } from './io.js';
 
@@ -41,8 +41,11 @@ export class CommandContext {
     this.io.stderr(text);
   }
 
-  connection(): CliConnection {
+  async connection(): Promise<CliConnection> {
     if (!this.#connection) {
+      // Loaded on first use: @kubernetes/client-node takes most of a second to import, which
+      // `check` and `--help` (and a CI job running check per file) should not pay.
+      const { connect } = await import('../kube/tasks-client.js');
       const { kubeconfig, context } = this.globals;
       this.#connection = connect({ ...(kubeconfig ? { kubeconfig } : {}), ...(context ? { context } : {}) });
     }
@@ -50,8 +53,8 @@ export class CommandContext {
   }
 
   /** `-n`, else the kubeconfig context's namespace, else `default` (kubectl's order). */
-  namespace(): string {
-    return this.globals.namespace || this.connection().namespace;
+  async namespace(): Promise<string> {
+    return this.globals.namespace || (await this.connection()).namespace;
   }
 }
 

@@ -50,8 +50,8 @@ export function decisionCommand(ctx: CommandContext, decision: ApprovalDecision)
     .action(async (name: string, options: { reason: string }) => {
       checkTaskName(name);
       if (options.reason.trim().length === 0) throw new CliError('--reason must not be empty');
-      const namespace = ctx.namespace();
-      const { client } = ctx.connection();
+      const namespace = await ctx.namespace();
+      const { client } = await ctx.connection();
       const task = await client.getTask(namespace, name);
       if (!task) throw notFound(name, namespace);
       const phase = task.status?.phase;

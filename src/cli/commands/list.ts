@@ -28,8 +28,8 @@ export function listCommand(ctx: CommandContext): Command {
     .option('-l, --selector <selector>', 'label selector to filter on, e.g. app=triage')
     .action(async (options: { selector?: string }) => {
       const { allNamespaces, output } = ctx.globals;
-      const namespace = allNamespaces ? undefined : ctx.namespace();
-      const tasks = await ctx.connection().client.listTasks(namespace, options.selector);
+      const namespace = allNamespaces ? undefined : await ctx.namespace();
+      const tasks = await (await ctx.connection()).client.listTasks(namespace, options.selector);
       if (output !== 'table') {
         ctx.out(formatStructured(output, { apiVersion: 'v1', kind: 'List', items: tasks }));
         return;

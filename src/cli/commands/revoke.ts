@@ -14,8 +14,8 @@ export function revokeCommand(ctx: CommandContext): Command {
     .action(async (name: string, options: { reason: string }) => {
       checkTaskName(name);
       if (options.reason.trim().length === 0) throw new CliError('--reason must not be empty');
-      const namespace = ctx.namespace();
-      const { client } = ctx.connection();
+      const namespace = await ctx.namespace();
+      const { client } = await ctx.connection();
       const task = await client.getTask(namespace, name);
       if (!task) throw notFound(name, namespace);
       if (isTerminal(task.status?.phase)) {

@@ -1,0 +1,16 @@
+// `kubectl-taskgrant` as a process: argv and stdio in, exit code out. Everything else is in run.ts.
+import { text } from 'node:stream/consumers';
+import { run } from './run.js';
+
+// `kubectl taskgrant list | head -1` closes the pipe early; that is the reader's choice, not an
+// error worth a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
+
+const code = await run(process.argv.slice(2), {
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  readStdin: () => text(process.stdin),
+});
+// Exit explicitly: a kept-alive HTTPS socket must not hold the command open. Waiting for stdout to
+// drain first keeps piped output (`| jq`) whole.
+process.stdout.write('', () => process.exit(code));
