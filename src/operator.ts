@@ -18,6 +18,9 @@ import { CaBundleInjector, installWebhookConfigurations } from './kube/webhook-c
 import { ANNOTATION_POD_TASK_UID, LABEL_TASK } from './api/index.js';
 import { WEBHOOK_ROUTES, createApp, serveHttps, type HttpsHandle, type WebhookDeps } from './webhook/index.js';
 import { FileCerts, SelfManagedCerts, type CertSource } from './webhook/tls.js';
+import { KeyManager, defaultIssuer } from './webhook/receipts/index.js';
+import { SecretSigningKeyStore } from './kube/signing-keys.js';
+import { TaskOfServiceAccount, TaskPods } from './kube/receipt-lookups.js';
 import { startHealthServer, type RunningServer } from './telemetry/health.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
@@ -112,7 +115,19 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
           logger,
         });
   await certs.start();
-  const webhook: HttpsHandle = await serveHttps(createApp(webhookDeps(cluster, reviews, logger, metrics)), {
+  const keys = new KeyManager({ store: new SecretSigningKeyStore(cluster.api, config.namespace), logger });
+  await keys.start();
+  const deps: WebhookDeps = {
+    ...webhookDeps(cluster, reviews, logger, metrics),
+    receipts: {
+      issuer: defaultIssuer(config.webhookService, config.namespace),
+      keys,
+      tokenReviewer: reviews,
+      taskByServiceAccount: new TaskOfServiceAccount(cluster),
+      pods: new TaskPods(cluster),
+    },
+  };
+  const webhook: HttpsHandle = await serveHttps(createApp(deps), {
     port: config.webhookPort,
     host: config.webhookHost,
     tls: () => certs.current(),
@@ -145,6 +160,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
       stopping = true;
       await webhook.close().catch(() => undefined);
       certs.stop();
+      keys.stop();
       await controller.stop();
       await policySync.stop();
       await cluster.stop();

@@ -30,8 +30,11 @@ const policyIdPattern = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 
 /** Short content hash naming a policy set: the same schema and sources always give the same revision. */
 export function policyRevision(schemaText: string, sources: readonly PolicySource[]): string {
-  const sorted = [...sources].sort((a, b) => compare(a.origin, b.origin) || compare(a.text, b.text));
-  const hash = createHash('sha256').update(JSON.stringify([schemaText, sorted.map((s) => [s.origin, s.text])]));
+  // File origins are hashed by file name, not path: the same policies mounted at another path
+  // (the chart's /etc/taskgrant/policies, a developer's checkout, the CLI) are the same revision.
+  const origin = (s: PolicySource) => (s.origin.startsWith('file:') ? `file:${s.origin.split('/').at(-1) ?? ''}` : s.origin);
+  const sorted = [...sources].sort((a, b) => compare(origin(a), origin(b)) || compare(a.text, b.text));
+  const hash = createHash('sha256').update(JSON.stringify([schemaText, sorted.map((s) => [origin(s), s.text])]));
   return hash.digest('hex').slice(0, 12);
 }
 

@@ -290,3 +290,15 @@ describe('PolicyEngine with the real schema', () => {
     );
   });
 });
+
+describe('policyRevision', () => {
+  it('names the same policies the same, wherever the directory is mounted', async () => {
+    const { policyRevision } = await import('./compile.js');
+    const text = '@id("p")\npermit (principal, action, resource);\n';
+    const a = policyRevision('schema', [{ origin: 'file:/work/main/policies/a.cedar', text }]);
+    const b = policyRevision('schema', [{ origin: 'file:/etc/taskgrant/policies/a.cedar', text }]);
+    const c = policyRevision('schema', [{ origin: 'file:/etc/taskgrant/policies/a.cedar', text: text.replace('permit', 'forbid') }]);
+    expect(a).toBe(b);
+    expect(a).not.toBe(c);
+  });
+});

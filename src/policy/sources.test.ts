@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkPolicyDir } from './check.js';
@@ -27,6 +27,23 @@ describe('readPolicyDir', () => {
     const read = await readPolicyDir(dir);
     expect(read.schemaText).toBe(schema);
     expect(read.sources.map((s) => s.origin)).toEqual([`file:${join(dir, 'a.cedar')}`, `file:${join(dir, 'b.cedar')}`]);
+  });
+
+  it('reads a ConfigMap volume, where every key is a symlink into ..data', async () => {
+    const mount = await mkdtemp(join(tmpdir(), 'taskgrant-cm-'));
+    try {
+      await mkdir(join(mount, '..2026_01_01_00_00_00.000000001'));
+      await writeFile(join(mount, '..2026_01_01_00_00_00.000000001', 'schema.cedarschema'), schema);
+      await writeFile(join(mount, '..2026_01_01_00_00_00.000000001', 'a.cedar'), '@id("a") permit (principal, action, resource);');
+      await symlink('..2026_01_01_00_00_00.000000001', join(mount, '..data'));
+      await symlink(join('..data', 'schema.cedarschema'), join(mount, 'schema.cedarschema'));
+      await symlink(join('..data', 'a.cedar'), join(mount, 'a.cedar'));
+      const read = await readPolicyDir(mount);
+      expect(read.schemaText).toBe(schema);
+      expect(read.sources).toEqual([{ origin: `file:${join(mount, 'a.cedar')}`, text: '@id("a") permit (principal, action, resource);' }]);
+    } finally {
+      await rm(mount, { recursive: true, force: true });
+    }
   });
 
   it('fails with the path and the cause when the schema is missing', async () => {

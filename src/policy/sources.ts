@@ -35,7 +35,9 @@ export async function readPolicyDir(dir: string): Promise<PolicyDir> {
   } catch (cause) {
     throw new Error(`listing the policy directory ${dir}`, { cause });
   }
-  const names = entries.filter((e) => e.isFile() && e.name.endsWith(POLICY_SUFFIX)).map((e) => e.name).sort();
+  // A ConfigMap volume (the chart mounts the default policies so) presents every key as a symlink
+  // into its ..data directory; readFile follows it.
+  const names = entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && e.name.endsWith(POLICY_SUFFIX)).map((e) => e.name).sort();
   const sources: PolicySource[] = [];
   for (const name of names) {
     const path = join(dir, name);

@@ -5,6 +5,7 @@ import type { AgentTask } from '../api/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { UserInfo } from './admission.js';
+import type { ReceiptsOptions } from './receipts/ports.js';
 
 export interface TaskLookup {
   /** The AgentTask as the informer cache holds it, or undefined when the cache has not seen it. */
@@ -57,4 +58,9 @@ export interface WebhookDeps {
    * back to back while the cache still counts zero.
    */
   recentAdmissionWindowMs?: number;
+  /**
+   * Serves the task receipt endpoints (/v1/token, /v1/verify, /.well-known/*) on the same port
+   * when set; they share `tasks`, `metrics`, `logger` and `now` with the admission handlers.
+   */
+  receipts?: ReceiptsOptions;
 }

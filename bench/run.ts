@@ -1,0 +1,496 @@
+// make bench: every figure measured beside its floor in the same run, against a real local
+// control plane on loopback, every loop bounded. Writes bench/results/latest.json and prints a
+// markdown table (bench/RESULTS.md keeps a committed copy).
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { PolicyEngine, readPolicyDir } from '../src/policy/index.js';
+import { buildRequests, type DecisionInput } from '../src/policy/request.js';
+import { createApp } from '../src/webhook/index.js';
+import { silentLogger } from '../src/telemetry/logger.js';
+import { Metrics } from '../src/telemetry/metrics.js';
+import type { AgentTask } from '../src/api/index.js';
+import { ControlPlane, freePort } from '../test/harness/controlplane.js';
+import { kubeAssets, repoRoot } from '../test/harness/paths.js';
+import { BenchClient, PhaseWatcher } from './client.js';
+import { percentile, round, runPool, sleep, timed } from './stats.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+
+type Results = Record<string, Record<string, number | string>>;
+const results: Results = {};
+const root = repoRoot();
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+
+function typicalTask(name = 'bench', namespace = 'team-a'): AgentTask {
+  return {
+    apiVersion: 'taskgrant.io/v1alpha1',
+    kind: 'AgentTask',
+    metadata: { name, namespace, uid: '6f0c7e2a-1111-4222-8333-444455556666' },
+    spec: {
+      agent: 'log-summarizer',
+      intent: { objective: 'Summarize error logs for INC-1234', tools: ['kubectl-logs'], sensitivity: 'internal', permissions: [{ apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list'] }] },
+      ttl: '15m',
+      maxPods: 1,
+    },
+  };
+}
+
+// ---- policy: taskgrant's evaluation vs raw statefulIsAuthorized on the same tuples -----------
+
+async function benchPolicy(): Promise<void> {
+  const dir = await readPolicyDir(join(root, 'policies'));
+  const engine = new PolicyEngine({ schemaText: dir.schemaText, logger: silentLogger(), metrics: new Metrics() });
+  if (engine.load(dir.sources).type !== 'loaded') throw new Error('default policies did not load');
+  const input: DecisionInput = { task: typicalTask(), approved: false, recentGrants: 3, recentGrantSeconds: 2700, delegationDepth: 0 };
+  const built = buildRequests(input);
+  if (built.type !== 'requests') throw new Error('could not build requests');
+  cedar.preparseSchema('bench-schema', dir.schemaText);
+  cedar.preparsePolicySet('bench-raw', { staticPolicies: dir.sources.map((s) => s.text).join('\n') });
+  const calls = built.requests.map((r) => ({
+    principal: r.principal,
+    action: r.action,
+    resource: r.resource,
+    context: built.context,
+    entities: r.entities.map((e) => ({ uid: e.uid, attrs: e.attrs, parents: [] })),
+    preparsedSchemaName: 'bench-schema',
+    validateRequest: true,
+    preparsedPolicySetId: 'bench-raw',
+  }));
+  const raw = () => {
+    for (const call of calls) {
+      const answer = cedar.statefulIsAuthorized(call as unknown as Parameters<typeof cedar.statefulIsAuthorized>[0]);
+      if (answer.type !== 'success' || answer.response.decision !== 'allow') throw new Error(`raw call did not allow: ${JSON.stringify(answer)}`);
+    }
+  };
+  const ours = () => {
+    if (engine.evaluate(input).type !== 'allow') throw new Error('engine did not allow');
+  };
+  const rounds = 3000;
+  for (let i = 0; i < 300; i += 1) (raw(), ours()); // warm-up
+  const rawSamples: number[] = [];
+  const ourSamples: number[] = [];
+  // Interleaved, so both see the same machine noise.
+  for (let i = 0; i < rounds; i += 1) {
+    let t = performance.now();
+    raw();
+    rawSamples.push((performance.now() - t) * 1000);
+    t = performance.now();
+    ours();
+    ourSamples.push((performance.now() - t) * 1000);
+  }
+  results.policy = {
+    tuples: calls.length,
+    p50_us: round(percentile(ourSamples, 50), 1),
+    p99_us: round(percentile(ourSamples, 99), 1),
+    raw_p50_us: round(percentile(rawSamples, 50), 1),
+    raw_p99_us: round(percentile(rawSamples, 99), 1),
+    ratio_p50: round(percentile(ourSamples, 50) / percentile(rawSamples, 50), 2),
+  };
+}
+
+// ---- admission handler, in-process ------------------------------------------------------------
+
+async function benchAdmissionHandler(): Promise<void> {
+  const task: AgentTask = {
+    ...typicalTask('bench-task'),
+    status: { phase: 'Granted', grant: { serviceAccount: 'tg-bench-task-6f0c7e2a', role: 'r', roleBinding: 'rb', issuedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 3_600_000).toISOString(), pods: [] } },
+  };
+  const app = createApp({
+    logger: silentLogger(),
+    metrics: new Metrics(),
+    tasks: { get: (ns, name) => (ns === 'team-a' && name === 'bench-task' ? task : undefined) },
+    pods: { countBound: () => 0 },
+    serviceAccounts: { isManaged: () => false, taskOf: () => undefined },
+    accessReviewer: { canApprove: async () => false },
+  });
+  const server = createServer(app);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  const review = (i: number) =>
+    JSON.stringify({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: `u-${i}`,
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        resource: { group: '', version: 'v1', resource: 'pods' },
+        operation: 'CREATE',
+        namespace: 'team-a',
+        name: `p-${i}`,
+        // Dry runs hold no maxPods slot, so every one of the thousands of reviews is admitted.
+        dryRun: true,
+        userInfo: { username: 'bench' },
+        object: {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name: `p-${i}`, namespace: 'team-a', labels: { 'taskgrant.io/task': 'bench-task' } },
+          spec: {
+            serviceAccountName: 'default',
+            containers: [{ name: 'a', image: 'x', volumeMounts: [{ name: 'kube-api-access-abcde', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true }] }],
+            volumes: [{ name: 'kube-api-access-abcde', projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } }] } }],
+          },
+        },
+      },
+    });
+  const post = async (i: number) => {
+    const res = await fetch(`http://127.0.0.1:${port}/mutate/pods`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: review(i) });
+    const json = (await res.json()) as { response?: { allowed?: boolean; status?: { message?: string } } };
+    if (!json.response?.allowed) throw new Error(`handler refused the bench pod: ${json.response?.status?.message ?? ''}`);
+  };
+  await timed(300, 1, post);
+  const samples = await timed(3000, 1, post);
+  server.close();
+  results.admission = { handler_p50_ms: round(percentile(samples, 50)), handler_p99_ms: round(percentile(samples, 99)) };
+}
+
+// ---- the cluster part ---------------------------------------------------------------------------
+
+interface Env {
+  client: BenchClient;
+  kubeconfig: string;
+  operator: ChildProcess;
+  operatorNs: string;
+  healthPort: number;
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return round(kb / 1024, 1);
+}
+
+async function startOperator(kubeconfig: string, operatorNs: string, dir: string): Promise<{ child: ChildProcess; healthPort: number }> {
+  const healthPort = await freePort();
+  const webhookPort = await freePort();
+  const child = spawn(
+    process.execPath,
+    [join(root, 'dist/src/main.js'), `--kubeconfig=${kubeconfig}`, `--namespace=${operatorNs}`, `--policy-dir=${join(root, 'policies')}`, `--health-port=${healthPort}`, `--webhook-port=${webhookPort}`, '--install', '--log-level=warn', '--workers=16'],
+    { stdio: ['ignore', 'ignore', 'pipe'], cwd: root },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`operator exited: ${stderr}`);
+    const ok = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then((r) => r.status === 200, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error('operator not ready');
+    await sleep(100);
+  }
+  writeFileSync(join(dir, 'operator.pid'), String(child.pid));
+  return { child, healthPort };
+}
+
+const taskPath = (ns: string, name = '') => `/apis/taskgrant.io/v1alpha1/namespaces/${ns}/agenttasks${name ? `/${name}` : ''}`;
+const permissions = [{ apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list'] }];
+const taskBody = (name: string, agent: string, extra: Record<string, unknown> = {}) => ({
+  apiVersion: 'taskgrant.io/v1alpha1',
+  kind: 'AgentTask',
+  metadata: { name },
+  spec: { agent, intent: { objective: 'benchmark task', tools: ['kubectl-logs'], permissions }, ...extra },
+});
+
+async function namespace(client: BenchClient, name: string): Promise<string> {
+  await client.must('POST', '/api/v1/namespaces', { metadata: { name } });
+  return name;
+}
+
+async function benchAdmissionE2E(env: Env): Promise<void> {
+  const ns = await namespace(env.client, 'bench-admission');
+  const watcher = new PhaseWatcher(env.kubeconfig, ns);
+  await watcher.start();
+  await env.client.must('POST', taskPath(ns), taskBody('e2e', 'e2e-agent', { maxPods: 100 }));
+  await watcher.waitFor('e2e', ['Granted']);
+  watcher.stop();
+  // Dry-run creates run every admission step (webhooks included) and persist nothing, so the
+  // labelled and unlabelled pods are measured identically and maxPods never fills up.
+  const pod = (i: number, labelled: boolean) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: `p-${labelled ? 'l' : 'u'}-${i}`, labels: labelled ? { 'taskgrant.io/task': 'e2e' } : { app: 'plain' } },
+    spec: { containers: [{ name: 'a', image: 'registry.invalid/a:1' }] },
+  });
+  const create = async (i: number, labelled: boolean) => {
+    const res = await env.client.call('POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, pod(i, labelled));
+    if (res.status !== 201) throw new Error(`pod create ${res.status}: ${res.body.slice(0, 200)}`);
+  };
+  const measure = async (concurrency: number, count: number) => {
+    await timed(50, concurrency, (i) => create(i, true));
+    await timed(50, concurrency, (i) => create(i, false));
+    const labelled: number[] = [];
+    const plain: number[] = [];
+    for (let batch = 0; batch < 4; batch += 1) {
+      labelled.push(...(await timed(count / 4, concurrency, (i) => create(batch * 10_000 + i, true))));
+      plain.push(...(await timed(count / 4, concurrency, (i) => create(batch * 10_000 + i, false))));
+    }
+    return { labelled, plain };
+  };
+  const c1 = await measure(1, 400);
+  const c32 = await measure(32, 1280);
+  Object.assign(results.admission!, {
+    e2e_c1_p50_ms: round(percentile(c1.labelled, 50)),
+    e2e_c1_baseline_p50_ms: round(percentile(c1.plain, 50)),
+    e2e_c1_p50_ratio: round(percentile(c1.labelled, 50) / percentile(c1.plain, 50), 2),
+    e2e_c1_p99_ratio: round(percentile(c1.labelled, 99) / percentile(c1.plain, 99), 2),
+    e2e_p50_ms: round(percentile(c32.labelled, 50)),
+    e2e_baseline_p50_ms: round(percentile(c32.plain, 50)),
+    e2e_p50_ratio: round(percentile(c32.labelled, 50) / percentile(c32.plain, 50), 2),
+    e2e_p99_ratio: round(percentile(c32.labelled, 99) / percentile(c32.plain, 99), 2),
+  });
+}
+
+async function benchGrant(env: Env): Promise<void> {
+  const ns = await namespace(env.client, 'bench-grant');
+  const base = await namespace(env.client, 'bench-baseline');
+  const watcher = new PhaseWatcher(env.kubeconfig, ns);
+  await watcher.start();
+  const n = 60;
+  const ours = async (i: number) => {
+    await env.client.must('POST', taskPath(ns), taskBody(`g-${i}`, `grant-agent-${i}`));
+    await watcher.waitFor(`g-${i}`, ['Granted']);
+  };
+  // The floor: the same API writes a grant consists of, made directly one after another by a
+  // script with no policy, no queue and no watch: the object, a ServiceAccount, a Role, a
+  // RoleBinding, and a status patch (a ConfigMap stands in for the task, which the operator
+  // would otherwise act on).
+  const baseline = async (i: number) => {
+    const name = `b-${i}`;
+    await env.client.must('POST', `/api/v1/namespaces/${base}/configmaps`, { metadata: { name }, data: { objective: 'benchmark task' } });
+    await env.client.must('POST', `/api/v1/namespaces/${base}/serviceaccounts`, { metadata: { name }, automountServiceAccountToken: false });
+    await env.client.must('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${base}/roles`, { metadata: { name }, rules: permissions });
+    await env.client.must('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${base}/rolebindings`, {
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+      subjects: [{ kind: 'ServiceAccount', name, namespace: base }],
+    });
+    await env.client.must('PATCH', `/api/v1/namespaces/${base}/configmaps/${name}`, { data: { phase: 'Granted' } }, 'application/merge-patch+json');
+  };
+  await timed(10, 1, (i) => ours(1000 + i));
+  await timed(10, 1, (i) => baseline(1000 + i));
+  const ourSamples: number[] = [];
+  const baseSamples: number[] = [];
+  for (let i = 0; i < n; i += 1) {
+    ourSamples.push(...(await timed(1, 1, () => ours(i))));
+    baseSamples.push(...(await timed(1, 1, () => baseline(i))));
+  }
+  watcher.stop();
+  results.grant = {
+    n,
+    p50_ms: round(percentile(ourSamples, 50)),
+    p99_ms: round(percentile(ourSamples, 99)),
+    baseline_p50_ms: round(percentile(baseSamples, 50)),
+    baseline_p99_ms: round(percentile(baseSamples, 99)),
+    ratio_p50: round(percentile(ourSamples, 50) / percentile(baseSamples, 50), 2),
+  };
+}
+
+async function benchBurst(env: Env): Promise<void> {
+  const ns = await namespace(env.client, 'bench-burst');
+  const watcher = new PhaseWatcher(env.kubeconfig, ns);
+  await watcher.start();
+  const n = 500;
+  const names = Array.from({ length: n }, (_, i) => `burst-${i}`);
+  const start = performance.now();
+  const granted = names.map((name) => watcher.waitFor(name, ['Granted'], 120_000));
+  await runPool(names, 64, async (name, i) => void (await env.client.must('POST', taskPath(ns), taskBody(name, `burst-agent-${i}`))));
+  const times = await Promise.all(granted);
+  const elapsed = (Math.max(...times) - start) / 1000;
+  watcher.stop();
+  Object.assign(results.grant!, { burst_n: n, burst_seconds: round(elapsed, 2), burst_per_s: round(n / elapsed, 1) });
+}
+
+async function mintPodToken(env: Env, ns: string, sa: string, pod: { metadata: { name: string; uid: string } }): Promise<string> {
+  const res = await env.client.must('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: { expirationSeconds: 600, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, uid: pod.metadata.uid } },
+  });
+  return (res.status as { token: string }).token;
+}
+
+/**
+ * Waits until the API server rejects `token`. It must not be reviewed before revocation: the API
+ * server caches a successful authentication for 10 s, which would hide the revocation. So the
+ * ServiceAccount's deletion is watched first, then one TokenReview confirms the rejection.
+ */
+async function waitRejected(env: Env, ns: string, sa: string, token: string): Promise<number> {
+  for (;;) {
+    const res = await env.client.call('GET', `/api/v1/namespaces/${ns}/serviceaccounts/${sa}`);
+    if (res.status === 404) break;
+    await sleep(2);
+  }
+  const review = await env.client.must('POST', '/apis/authentication.k8s.io/v1/tokenreviews', { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } });
+  if ((review.status as { authenticated?: boolean }).authenticated === true) throw new Error('token still authenticates after revocation');
+  return performance.now();
+}
+
+async function grantWithPod(env: Env, watcher: PhaseWatcher, ns: string, name: string, extra: Record<string, unknown> = {}) {
+  const task = await env.client.must('POST', taskPath(ns), taskBody(name, `${name}-agent`, extra));
+  await watcher.waitFor(name, ['Granted']);
+  const current = await env.client.must('GET', taskPath(ns, name));
+  const sa = (current.status as { grant: { serviceAccount: string; expiresAt: string } }).grant;
+  const pod = (await env.client.must('POST', `/api/v1/namespaces/${ns}/pods`, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: `${name}-pod`, labels: { 'taskgrant.io/task': name } },
+    spec: { containers: [{ name: 'a', image: 'registry.invalid/a:1' }] },
+  })) as { metadata: { name: string; uid: string } };
+  const token = await mintPodToken(env, ns, sa.serviceAccount, pod);
+  return { task, sa: sa.serviceAccount, expiresAt: Date.parse(sa.expiresAt), pod, token };
+}
+
+async function benchRevokePod(env: Env): Promise<void> {
+  const ns = await namespace(env.client, 'bench-revoke');
+  const watcher = new PhaseWatcher(env.kubeconfig, ns);
+  await watcher.start();
+  const samples: number[] = [];
+  for (let i = 0; i < 40; i += 1) {
+    const g = await grantWithPod(env, watcher, ns, `rp-${i}`);
+    await watcher.waitFor(`rp-${i}`, ['Active']);
+    const start = performance.now();
+    await env.client.must('PATCH', `/api/v1/namespaces/${ns}/pods/${g.pod.metadata.name}/status`, { status: { phase: 'Succeeded' } }, 'application/merge-patch+json');
+    samples.push((await waitRejected(env, ns, g.sa, g.token)) - start);
+  }
+  watcher.stop();
+  results.revoke = { pod_n: samples.length, pod_p50_ms: round(percentile(samples, 50)), pod_p99_ms: round(percentile(samples, 99)) };
+}
+
+async function benchRevokeTtl(env: Env): Promise<void> {
+  const ns = await namespace(env.client, 'bench-ttl');
+  const watcher = new PhaseWatcher(env.kubeconfig, ns);
+  await watcher.start();
+  const grants = [];
+  for (let i = 0; i < 20; i += 1) grants.push(await grantWithPod(env, watcher, ns, `ttl-${i}`, { ttl: '12s' }));
+  // Wall clock to performance clock, for comparing with expiresAt.
+  const offset = Date.now() - performance.now();
+  const samples = await Promise.all(grants.map(async (g) => (await waitRejected(env, ns, g.sa, g.token)) + offset - g.expiresAt));
+  watcher.stop();
+  Object.assign(results.revoke!, { ttl_n: samples.length, ttl_p50_ms: round(percentile(samples, 50)), ttl_p99_ms: round(percentile(samples, 99)) });
+}
+
+async function benchMemory(env: Env, idleMb: number): Promise<void> {
+  const pid = env.operator.pid!;
+  const ns = await namespace(env.client, 'bench-memory');
+  const watcher = new PhaseWatcher(env.kubeconfig, ns);
+  await watcher.start();
+  const live = 2000;
+  const names = Array.from({ length: live }, (_, i) => `m-${i}`);
+  const granted = names.map((n) => watcher.waitFor(n, ['Granted'], 300_000));
+  await runPool(names, 64, async (name, i) => void (await env.client.must('POST', taskPath(ns), taskBody(name, `mem-agent-${i}`))));
+  await Promise.all(granted);
+  await sleep(3000);
+  const loadedMb = rssMb(pid);
+  log(`memory with ${live} live tasks: ${loadedMb} MB`);
+  const gone = names.map((n) => watcher.waitFor(n, ['Deleted'], 300_000));
+  await runPool(names, 64, async (name) => void (await env.client.must('DELETE', taskPath(ns, name))));
+  await Promise.all(gone);
+
+  // Churn: create -> granted -> delete -> gone, many times; memory must not creep.
+  const cycles = 5000;
+  const warmup = 500;
+  let done = 0;
+  let warmMb = 0;
+  await runPool(
+    Array.from({ length: cycles }, (_, i) => i),
+    32,
+    async (i) => {
+      const name = `c-${i}`;
+      const granted = watcher.waitFor(name, ['Granted'], 120_000);
+      await env.client.must('POST', taskPath(ns), taskBody(name, `churn-agent-${i % 400}`));
+      await granted;
+      const deleted = watcher.waitFor(name, ['Deleted'], 120_000);
+      await env.client.must('DELETE', taskPath(ns, name));
+      await deleted;
+      done += 1;
+      if (done === warmup) warmMb = rssMb(pid);
+    },
+  );
+  await sleep(3000);
+  const endMb = rssMb(pid);
+  watcher.stop();
+  results.memory = { idle_mb: idleMb, tasks: live, loaded_mb: loadedMb, churn_cycles: cycles, churn_warm_mb: warmMb, churn_end_mb: endMb, churn_ratio: round(endMb / warmMb, 2) };
+}
+
+// ---- report -------------------------------------------------------------------------------------
+
+const goals: Array<[string, string, (v: number) => boolean, string]> = [
+  ['policy', 'ratio_p50', (v) => v <= 1.5, '<= 1.5'],
+  ['admission', 'handler_p99_ms', (v) => v <= 5, '<= 5 ms'],
+  ['admission', 'e2e_p50_ratio', (v) => v <= 1.2, '<= 1.2'],
+  ['grant', 'ratio_p50', (v) => v <= 1.5, '<= 1.5'],
+  ['grant', 'burst_per_s', (v) => v >= 50, '>= 50/s'],
+  ['revoke', 'pod_p99_ms', (v) => v <= 1000, '<= 1000 ms'],
+  ['revoke', 'ttl_p99_ms', (v) => v <= 1000, '<= 1000 ms'],
+  ['memory', 'loaded_mb', (v) => v <= 200, '<= 200 MB'],
+  ['memory', 'churn_ratio', (v) => v <= 1.1, '<= 1.1'],
+];
+
+function table(machine: string): string {
+  const lines = [`Machine: ${machine}`, '', '| key | value | goal | met |', '|---|---|---|---|'];
+  for (const [section, values] of Object.entries(results)) {
+    if (section === 'machine') continue;
+    for (const [key, value] of Object.entries(values)) {
+      const goal = goals.find(([s, k]) => s === section && k === key);
+      const met = goal && typeof value === 'number' ? (goal[2](value) ? 'yes' : '**no**') : '';
+      lines.push(`| \`${section}.${key}\` | ${value} | ${goal?.[3] ?? ''} | ${met} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`;
+  results.machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version };
+  log('policy evaluation');
+  await benchPolicy();
+  log('admission handler (in-process)');
+  await benchAdmissionHandler();
+
+  const dir = mkdtempSync(join(tmpdir(), 'taskgrant-bench-'));
+  const plane = new ControlPlane({ dir, assets: kubeAssets(), mode: 'tethered' });
+  let operator: ChildProcess | undefined;
+  try {
+    const info = await plane.start();
+    const client = new BenchClient(info.kubeconfigPath);
+    const operatorNs = 'taskgrant-bench';
+    const started = await startOperator(info.kubeconfigPath, operatorNs, dir);
+    operator = started.child;
+    const env: Env = { client, kubeconfig: info.kubeconfigPath, operator, operatorNs, healthPort: started.healthPort };
+    await sleep(3000);
+    const idleMb = rssMb(operator.pid!);
+    log(`operator idle: ${idleMb} MB`);
+    log('admission end to end');
+    await benchAdmissionE2E(env);
+    log('grant latency vs baseline');
+    await benchGrant(env);
+    log('burst of 500 tasks');
+    await benchBurst(env);
+    log('revocation on pod success');
+    await benchRevokePod(env);
+    log('revocation on TTL');
+    await benchRevokeTtl(env);
+    log('memory: 2000 live tasks, then 5000 create/revoke cycles');
+    await benchMemory(env, idleMb);
+    client.close();
+  } finally {
+    operator?.kill('SIGTERM');
+    await plane.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  results.machine.duration_s = Math.round((Date.now() - started) / 1000);
+  const out = join(root, 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  const md = table(machine);
+  writeFileSync(join(out, 'latest.md'), `${md}\n`);
+  process.stdout.write(`${md}\n`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

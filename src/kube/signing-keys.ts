@@ -1,0 +1,68 @@
+// The receipt signing keys as a Secret in the operator namespace, so every replica signs and
+// publishes from the same ring and a restart keeps verifying the receipts already issued. The
+// ring's format belongs to the webhook (src/webhook/receipts/keys.ts); this file only moves the
+// document, with the resourceVersion it was read at so concurrent writers never overwrite each
+// other (structurally the webhook's SigningKeyStore).
+import { LABEL_MANAGED_BY, MANAGED_BY } from '../api/index.js';
+import { isStatus, paths, type KubeApi } from './api.js';
+import type { SecretObject } from './objects.js';
+
+export const SIGNING_KEYS_SECRET = 'taskgrant-signing-keys';
+export const SIGNING_KEYS_DATA_KEY = 'keys.json';
+
+export interface StoredSigningKeys {
+  document: string;
+  resourceVersion: string;
+}
+
+export type SigningKeysSaveResult = { type: 'saved'; resourceVersion: string } | { type: 'conflict' };
+
+export class SecretSigningKeyStore {
+  constructor(
+    private readonly api: KubeApi,
+    private readonly namespace: string,
+    readonly name = SIGNING_KEYS_SECRET,
+  ) {}
+
+  /** The stored document; '' when the Secret exists without it; undefined when there is no Secret. */
+  async load(): Promise<StoredSigningKeys | undefined> {
+    let secret: SecretObject;
+    try {
+      secret = await this.api.get<SecretObject>(paths.secret(this.namespace, this.name));
+    } catch (err) {
+      if (isStatus(err, 404)) return undefined;
+      throw new Error(`reading Secret ${this.namespace}/${this.name}`, { cause: err });
+    }
+    const data = secret.data?.[SIGNING_KEYS_DATA_KEY];
+    return { document: data ? Buffer.from(data, 'base64').toString('utf8') : '', resourceVersion: secret.metadata.resourceVersion ?? '' };
+  }
+
+  /**
+   * Creates the Secret (no resourceVersion) or replaces it if still at `resourceVersion`.
+   * `conflict` when someone else created, changed or deleted it since it was read.
+   */
+  async save(document: string, resourceVersion?: string): Promise<SigningKeysSaveResult> {
+    const body: SecretObject = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'Opaque',
+      metadata: {
+        name: this.name,
+        namespace: this.namespace,
+        labels: { [LABEL_MANAGED_BY]: MANAGED_BY, 'app.kubernetes.io/component': 'receipt-signing-keys' },
+        ...(resourceVersion ? { resourceVersion } : {}),
+      },
+      data: { [SIGNING_KEYS_DATA_KEY]: Buffer.from(document, 'utf8').toString('base64') },
+    };
+    try {
+      const saved = resourceVersion
+        ? await this.api.replace<SecretObject>(paths.secret(this.namespace, this.name), body)
+        : await this.api.create<SecretObject>(paths.secrets(this.namespace), body);
+      return { type: 'saved', resourceVersion: saved.metadata.resourceVersion ?? '' };
+    } catch (err) {
+      // 404 on replace: deleted meanwhile; the caller re-reads, finds nothing and creates.
+      if (isStatus(err, 409) || (resourceVersion && isStatus(err, 404))) return { type: 'conflict' };
+      throw new Error(`writing Secret ${this.namespace}/${this.name}`, { cause: err });
+    }
+  }
+}
