@@ -8,16 +8,18 @@ SHELL := bash
 WITH_TOOLS := eval "$$(bash hack/toolchain.sh env)" &&
 JEST := node --experimental-vm-modules node_modules/jest/bin/jest.js
 
-.PHONY: help toolchain deps build typecheck lint test test-unit test-integration cluster-up cluster-down run clean
+.PHONY: help toolchain deps build typecheck lint test test-unit test-integration chart-test cluster-up cluster-down run bench clean
 
 help:
 	@echo "make test        install what is needed, typecheck, lint, unit + integration tests (the CI command)"
 	@echo "make run         local control plane (unless KUBECONFIG is set), CRDs, webhooks, policies; operator in the foreground"
 	@echo "make cluster-up  start the local control plane in the background (.local/kubeconfig); make cluster-down stops it"
+	@echo "make chart-test  helm lint, helm template and helm install of charts/taskgrant into a local control plane"
 
 toolchain:
 	bash hack/toolchain.sh node
 	bash hack/toolchain.sh kube
+	bash hack/toolchain.sh helm
 
 # `npm install`, not `npm ci`: npm 11 refuses its own lockfile in `ci` over jest's optional
 # @unrs/resolver-binding-* platform packages ("Missing: ... from lock file"); install honours
@@ -45,6 +47,12 @@ test-integration: build
 
 test: typecheck lint test-unit test-integration
 
+# The Helm chart: lint, render (default and non-default values, each checked by the API server),
+# schema refusals, then helm install into a local control plane and the operator run under the
+# chart's own RBAC (test/chart/).
+chart-test: build
+	$(WITH_TOOLS) $(JEST) --selectProjects chart --runInBand
+
 cluster-up: build
 	$(WITH_TOOLS) node dist/test/harness/cluster-cli.js up
 
@@ -53,6 +61,10 @@ cluster-down:
 
 run: build
 	$(WITH_TOOLS) bash hack/run.sh
+
+# Benchmarks against their baselines, on loopback; results in bench/results/latest.{json,md}.
+bench: build
+	$(WITH_TOOLS) node dist/bench/run.js
 
 clean:
 	rm -rf dist coverage node_modules/.installed

@@ -17,6 +17,15 @@ export default {
       ...shared,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/**/*.test.ts'],
+      testPathIgnorePatterns: ['<rootDir>/test/chart/'],
+      globalSetup: '<rootDir>/dist/test/harness/global-setup.js',
+      globalTeardown: '<rootDir>/dist/test/harness/global-teardown.js',
+    },
+    // `make chart-test`: the Helm chart against its own control plane (needs helm, see hack/toolchain.sh).
+    {
+      ...shared,
+      displayName: 'chart',
+      testMatch: ['<rootDir>/test/chart/**/*.test.ts'],
       globalSetup: '<rootDir>/dist/test/harness/global-setup.js',
       globalTeardown: '<rootDir>/dist/test/harness/global-teardown.js',
     },

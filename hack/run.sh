@@ -11,4 +11,6 @@ if [ -z "${KUBECONFIG:-}" ]; then
 fi
 args=(--kubeconfig "$KUBECONFIG" --install --policy-dir policies)
 [ -n "${WEBHOOK_URL:-}" ] && args+=(--webhook-url "$WEBHOOK_URL")
-exec node dist/src/main.js "${args[@]}" "$@"
+# The same memory settings as the image (see Dockerfile).
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
+exec node --max-semi-space-size=4 dist/src/main.js "${args[@]}" "$@"

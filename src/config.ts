@@ -29,6 +29,10 @@ export interface Config {
   webhookService: string;
   /** Name of the Mutating/ValidatingWebhookConfiguration whose caBundle the operator keeps. */
   webhookConfigName: string;
+  /** Full re-list period of every informer. */
+  informerResyncMs: number;
+  /** A watch silent for this long (no event, no bookmark) is restarted. */
+  informerStallMs: number;
 }
 
 const levels: LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
@@ -74,7 +78,7 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     .option('--webhook-url <url>', 'point webhook configurations at this URL (local runs)', env.WEBHOOK_URL)
     .option('--install', 'install CRDs, webhook configurations and the identity guard at start', false)
     .option('--log-level <level>', levels.join(' | '), level, level(env.LOG_LEVEL ?? 'info'))
-    .option('--workers <n>', 'concurrent reconciles', positiveInt, 8)
+    .option('--workers <n>', 'concurrent reconciles', positiveInt, 16)
     .option('--reissue-window <duration>', 'window in which grants to one agent are counted', durationMs, 3_600_000)
     .option('--leader-elect', 'only reconcile while holding the leader Lease', false)
     .option('--lease-name <name>', 'name of the leader election Lease', 'taskgrant-controller')
@@ -83,6 +87,8 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     .option('--tls-dir <dir>', 'tls.crt and tls.key (cert-manager mode)', '/etc/taskgrant/tls')
     .option('--webhook-service <name>', 'Service in front of the webhook port', 'taskgrant-webhook')
     .option('--webhook-config-name <name>', 'name of the webhook configurations to keep the caBundle of', 'taskgrant')
+    .option('--informer-resync <duration>', 'full re-list period of every cache', durationMs, durationMs(env.TASKGRANT_INFORMER_RESYNC ?? '5m'))
+    .option('--informer-stall <duration>', 'restart a watch silent for this long', durationMs, durationMs(env.TASKGRANT_INFORMER_STALL ?? '150s'))
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   program.parse(argv);
@@ -106,6 +112,8 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     tlsDir: string;
     webhookService: string;
     webhookConfigName: string;
+    informerResync: number;
+    informerStall: number;
   }>();
   if (o.webhookUrl && !/^https:\/\//.test(o.webhookUrl)) throw new InvalidArgumentError('--webhook-url must be an https:// URL');
   return Object.freeze({
@@ -128,5 +136,7 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     tlsDir: o.tlsDir,
     webhookService: o.webhookService,
     webhookConfigName: o.webhookConfigName,
+    informerResyncMs: o.informerResync,
+    informerStallMs: o.informerStall,
   });
 }

@@ -28,6 +28,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  void operator.lostLeadership.then(() => {
+    stopping = true;
+    void operator.stop().finally(() => process.exit(1));
+  });
 }
 
 main().catch((err: unknown) => {

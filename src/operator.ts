@@ -20,6 +20,7 @@ import { WEBHOOK_ROUTES, createApp, serveHttps, type HttpsHandle, type WebhookDe
 import { FileCerts, SelfManagedCerts, type CertSource } from './webhook/tls.js';
 import { KeyManager, defaultIssuer } from './webhook/receipts/index.js';
 import { SecretSigningKeyStore } from './kube/signing-keys.js';
+import { LeaderElector } from './kube/leader.js';
 import { TaskOfServiceAccount, TaskPods } from './kube/receipt-lookups.js';
 import { startHealthServer, type RunningServer } from './telemetry/health.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
@@ -36,6 +37,8 @@ export interface Operator {
   readonly webhookPort: number;
   /** Stops the webhook server alone (tests simulate a webhook outage with it). */
   stopWebhook(): Promise<void>;
+  /** Resolves if this replica loses leadership while running (the process should exit). */
+  readonly lostLeadership: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -60,8 +63,8 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     await installCrds(kc, overrides.crdDir ?? 'crds');
   }
 
-  const cluster = new KubeCluster({ kc, logger, metrics, ...(overrides.informer ? { informer: overrides.informer } : {}) });
-  const ledger = new ConfigMapLedger(cluster.api, config.namespace);
+  const cluster = new KubeCluster({ kc, logger, metrics, operatorNamespace: config.namespace, informer: { resyncMs: config.informerResyncMs, stallMs: config.informerStallMs, ...overrides.informer } });
+  const ledger = new ConfigMapLedger(cluster.api, config.namespace, cluster.ledgers);
   const audit = new AuditTrail(logger, cluster);
   let stopping = false;
   const controller = new TaskController({
@@ -143,7 +146,31 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     await applyManifests(kc, readManifestDir(overrides.crdDir ?? 'crds').filter((o) => o.kind !== 'CustomResourceDefinition'));
   }
 
-  controller.start();
+  // Every replica serves webhooks from warm caches; only the leader reconciles.
+  let signalLostLeadership!: () => void;
+  const lostLeadership = new Promise<void>((resolve) => (signalLostLeadership = resolve));
+  const elector = config.leaderElect
+    ? new LeaderElector({
+        api: cluster.api,
+        namespace: config.namespace,
+        name: config.leaseName,
+        logger,
+        onStartedLeading: () => {
+          logger.info({ lease: config.leaseName }, 'leading: reconciling');
+          ledger.reset(); // another leader may have recorded grants since we last read
+          controller.start();
+        },
+        onStoppedLeading: async () => {
+          await controller.stop();
+          if (!stopping) {
+            logger.error({ lease: config.leaseName }, 'lost leadership; exiting so a fresh process can compete again');
+            signalLostLeadership();
+          }
+        },
+      })
+    : undefined;
+  if (elector) elector.start();
+  else controller.start();
   logger.info({ namespace: config.namespace, policyDir: config.policyDir, healthPort: health.port, webhookPort: webhook.port, revision: engine.revision }, 'taskgrant started');
 
   return {
@@ -156,8 +183,11 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     healthPort: health.port,
     webhookPort: webhook.port,
     stopWebhook: () => webhook.close(),
+    lostLeadership,
     async stop() {
       stopping = true;
+      // Release the Lease first so a standby replica takes over at once, not after expiry.
+      await elector?.stop({ release: true });
       await webhook.close().catch(() => undefined);
       certs.stop();
       keys.stop();

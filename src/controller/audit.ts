@@ -12,14 +12,58 @@ export interface Transition {
   latencyMs?: number;
 }
 
+/**
+ * The Event of a transition has a name fixed by (task uid, phase): recording it again after a
+ * crash is refused by the API server (409), so every transition is recorded exactly once in the
+ * cluster, and its audit line is written only by the call that created the Event.
+ */
+export function auditEventName(task: AgentTask, phase: string): string {
+  return `${task.metadata.name}.${(task.metadata.uid ?? '').slice(0, 8)}.${phase.toLowerCase()}`;
+}
+
+const RECHECK_WINDOW_MS = 45 * 60_000;
+
 export class AuditTrail {
+  /** Transitions known to be recorded (uid/phase), so a reconcile asks the API server once. */
+  private readonly recorded = new Set<string>();
+
   constructor(
     private readonly logger: Logger,
     private readonly writer: Pick<ClusterWriter, 'recordEvent'>,
   ) {}
 
+  /**
+   * Records the task's current phase if this process has not seen it recorded: after a crash
+   * between a status write and its audit, the restart completes the audit (once).
+   */
+  async ensureRecorded(task: AgentTask): Promise<void> {
+    const phase = task.status?.phase;
+    if (!phase || this.recorded.has(`${task.metadata.uid}/${phase}`)) return;
+    // Events expire (kube-apiserver --event-ttl, 1 h by default): an older transition cannot be
+    // checked, and was audited by the process that made it.
+    const times = (task.status?.conditions ?? []).map((c) => Date.parse(c.lastTransitionTime)).filter(Number.isFinite);
+    if (times.length === 0 || Date.now() - Math.max(...times) > RECHECK_WINDOW_MS) {
+      this.recorded.add(`${task.metadata.uid}/${phase}`);
+      return;
+    }
+    await this.record({ task, from: undefined, status: task.status ?? {} });
+  }
+
   async record({ task, from, status, latencyMs }: Transition): Promise<void> {
     const phase = status.phase ?? 'Pending';
+    const key = `${task.metadata.uid}/${phase}`;
+    if (this.recorded.has(key)) return;
+    const warning = phase === 'Denied' || phase === 'Failed' || phase === 'Revoked';
+    let created: boolean;
+    try {
+      created = await this.writer.recordEvent(task, warning ? 'Warning' : 'Normal', status.reason ?? phase, status.message ?? phase, auditEventName(task, phase));
+    } catch (err) {
+      // The transition itself stands; the next reconcile retries the record (ensureRecorded).
+      this.logger.warn({ err, namespace: task.metadata.namespace, name: task.metadata.name }, 'recording the audit event failed');
+      return;
+    }
+    this.recorded.add(key);
+    if (!created) return; // recorded before a crash or by another replica
     this.logger.info(
       {
         audit: true,
@@ -40,15 +84,14 @@ export class AuditTrail {
         grant: status.grant,
         revokedAt: status.revokedAt,
         ...(latencyMs !== undefined ? { revocationLatencyMs: latencyMs } : {}),
+        auditId: auditEventName(task, phase),
       },
       'audit',
     );
-    const warning = phase === 'Denied' || phase === 'Failed' || phase === 'Revoked';
-    try {
-      await this.writer.recordEvent(task, warning ? 'Warning' : 'Normal', status.reason ?? phase, status.message ?? phase);
-    } catch (err) {
-      // The audit line above is the record of truth; a lost Event must not undo a transition.
-      this.logger.warn({ err, namespace: task.metadata.namespace, name: task.metadata.name }, 'recording event failed');
-    }
+  }
+
+  /** Forget a task that is gone (bounded memory under churn). */
+  forget(taskUid: string): void {
+    for (const key of this.recorded) if (key.startsWith(`${taskUid}/`)) this.recorded.delete(key);
   }
 }

@@ -66,6 +66,11 @@ export class TaskController {
     const key = taskKey(task);
     if (event === 'delete') {
       this.observed.delete(key);
+      this.options.reconciler.audit.forget(task.metadata.uid ?? '');
+      // Normally the finalizer revoked everything before the task could go. If someone stripped
+      // the finalizer, the task is gone and nothing is left to reconcile: sweep its objects now
+      // rather than at the next periodic sweep (30 s by default).
+      if (this.running) void this.sweep();
     } else if (
       (task.metadata.deletionTimestamp && !old?.metadata.deletionTimestamp) ||
       (task.metadata.annotations?.['taskgrant.io/revoke'] !== undefined && old?.metadata.annotations?.['taskgrant.io/revoke'] === undefined)

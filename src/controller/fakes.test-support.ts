@@ -14,6 +14,8 @@ export class FakeCluster implements ClusterView, ClusterWriter {
   readonly writes: string[] = [];
   /** Set to make Role creation fail the way the API server refuses escalation. */
   refuseRoles = false;
+  /** Set to make every create fail the way it does in a namespace being deleted. */
+  terminating = false;
   private rv = 1;
 
   put(task: AgentTask): AgentTask {
@@ -54,6 +56,9 @@ export class FakeCluster implements ClusterView, ClusterWriter {
     if (kind === 'Role' && this.refuseRoles) {
       throw new Error('POST roles: 403 roles.rbac.authorization.k8s.io "x" is forbidden: user "taskgrant" (groups=[]) is attempting to grant RBAC permissions not currently held');
     }
+    if (this.terminating) {
+      throw new Error(`POST: 403 ${kind} "${object.metadata.name}" is forbidden: unable to create new content in namespace ${object.metadata.namespace} because it is being terminated`);
+    }
     this.writes.push(`create ${kind} ${object.metadata.namespace}/${object.metadata.name}`);
     this.objects.set(`${kind}/${object.metadata.namespace}/${object.metadata.name}`, { kind, object: structuredClone(object) });
   }
@@ -80,8 +85,12 @@ export class FakeCluster implements ClusterView, ClusterWriter {
     }
     return this.put({ ...current, metadata: { ...current.metadata, finalizers } });
   }
-  async recordEvent(_task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string) {
+  readonly eventNames = new Set<string>();
+  async recordEvent(_task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string, name: string) {
+    if (this.eventNames.has(name)) return false;
+    this.eventNames.add(name);
     this.events.push({ type, reason, message });
+    return true;
   }
 }
 

@@ -27,7 +27,8 @@ export interface ClusterWriter {
   delete(kind: ManagedKind, namespace: string, name: string): Promise<boolean>;
   patchTaskStatus(task: AgentTask, status: AgentTaskStatus): Promise<AgentTask>;
   setTaskFinalizers(task: AgentTask, finalizers: string[]): Promise<AgentTask>;
-  recordEvent(task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
+  /** Creates the Event named `name`; resolves false when it already exists. */
+  recordEvent(task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string, name: string): Promise<boolean>;
 }
 
 /** Durable record of grants per agent (re-issuance limits must survive restarts and deletions). */

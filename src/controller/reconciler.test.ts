@@ -210,6 +210,16 @@ describe('Reconciler: revocation', () => {
     expect(cluster.task('team-a', 'bye')).toBeUndefined();
   });
 
+  it('revokes, instead of recreating objects, when the namespace is being deleted', async () => {
+    const { cluster, run } = setup();
+    const granted = await run(cluster.put(taskFixture('ns-gone')));
+    cluster.objects.clear(); // the namespace controller deleted them
+    cluster.terminating = true;
+    const after = await run(cluster.task('team-a', granted!.metadata.name)!);
+    expect(after?.status?.phase).toBe('Revoked');
+    expect(after?.status?.reason).toBe('NamespaceDeleted');
+  });
+
   it('marks a task Failed with a reason when its spec is invalid', async () => {
     const { cluster, run } = setup();
     const after = await run(cluster.put(taskFixture('bad', { ttl: 'forever' })));

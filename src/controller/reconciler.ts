@@ -85,6 +85,7 @@ export class Reconciler {
   }
 
   private async reconcileTask(raw: AgentTask): Promise<void> {
+    await this.deps.audit.ensureRecorded(raw);
     const parsed = parseAgentTask(raw);
     const phase = raw.status?.phase;
     if (raw.metadata.deletionTimestamp) return this.finalize(parsed.ok ? parsed.value : raw);
@@ -110,12 +111,12 @@ export class Reconciler {
         this.deps.requeueAfter(key, this.deps.settings.retryPendingMs);
         return;
       }
-      if (verdict.type === 'deny') return this.transition(task, { phase: 'Denied', reason: verdict.reason, message: verdict.message });
+      if (verdict.type === 'deny') return this.finish(task, { phase: 'Denied', reason: verdict.reason, message: verdict.message });
     }
 
     const approval = latestApproval(task, this.deps.view.approvalsOf(task.metadata.namespace, task.metadata.name));
     if (approval?.spec.decision === 'Deny') {
-      return this.transition(task, {
+      return this.finish(task, {
         phase: 'Denied',
         reason: 'ApprovalDenied',
         message: `Denied by ${approval.spec.approver?.username ?? 'an approver'}: ${approval.spec.reason ?? 'no reason given'}.`,
@@ -160,7 +161,7 @@ export class Reconciler {
             decision: decisionStatus(decision, at),
           });
         }
-        return this.transition(task, {
+        return this.finish(task, {
           phase: 'Denied',
           reason: 'PolicyDenied',
           message: `${capitalize(decision.reason)}${this.retryHint(result.others)}.`,
@@ -274,18 +275,21 @@ export class Reconciler {
     const desired = desiredGrant(task);
     const uid = task.metadata.uid ?? '';
     const { view, writer } = this.deps;
-    if (!view.serviceAccountsOfTask(uid).some((sa) => sa.metadata.name === desired.serviceAccount.metadata.name && sa.metadata.namespace === desired.serviceAccount.metadata.namespace)) {
-      await writer.create('ServiceAccount', desired.serviceAccount);
-    }
     const roles = view.rolesOfTask(uid);
     const bindings = view.roleBindingsOfTask(uid);
+    const hasAccount = view.serviceAccountsOfTask(uid).some((sa) => sa.metadata.name === desired.serviceAccount.metadata.name && sa.metadata.namespace === desired.serviceAccount.metadata.namespace);
     try {
-      await Promise.all(
-        desired.roles.map(async (role, i) => {
+      // All at once: a RoleBinding may name a ServiceAccount that does not exist yet, and nothing
+      // is usable before the status says Granted (the webhook admits pods only then). Settled, not
+      // raced: a refusal must not leave a sibling create landing after the clean-up that follows.
+      const settled = await Promise.allSettled([
+        hasAccount ? Promise.resolve() : writer.create('ServiceAccount', desired.serviceAccount),
+        ...desired.roles.map(async (role) => {
           const existing = roles.find((r) => r.metadata.namespace === role.metadata.namespace && r.metadata.name === role.metadata.name);
           if (!existing) await writer.create('Role', role);
           else if (!roleMatches(existing, role)) await writer.replace('Role', { ...role, metadata: { ...role.metadata, resourceVersion: existing.metadata.resourceVersion } });
-          const binding = desired.roleBindings[i]!;
+        }),
+        ...desired.roleBindings.map(async (binding) => {
           const existingBinding = bindings.find((b) => b.metadata.namespace === binding.metadata.namespace && b.metadata.name === binding.metadata.name);
           if (!existingBinding) await writer.create('RoleBinding', binding);
           else if (!bindingMatches(existingBinding, binding)) {
@@ -294,7 +298,9 @@ export class Reconciler {
             await writer.create('RoleBinding', binding);
           }
         }),
-      );
+      ]);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     } catch (err) {
       const ceiling = ceilingMessage(err);
       if (ceiling) return ceiling;
@@ -324,7 +330,16 @@ export class Reconciler {
       task = this.deps.view.task(task.metadata.namespace, task.metadata.name) ?? task;
     }
 
-    const ceiling = await this.ensureObjects(task);
+    let ceiling: string | undefined;
+    try {
+      ceiling = await this.ensureObjects(task);
+    } catch (err) {
+      // The namespace controller removes the grant's objects of a namespace being deleted; they
+      // cannot (and must not) be recreated there, so the grant ends with it.
+      const ns = terminatingNamespace(err);
+      if (!ns) throw err;
+      return this.revoke(task, { reason: 'NamespaceDeleted', phase: 'Revoked', message: `Namespace ${ns} is being deleted; the grant is revoked.` });
+    }
     if (ceiling) return this.revoke(task, { reason: 'CeilingExceeded', phase: 'Revoked', message: ceiling }, 'Failed');
 
     const bound = boundPods(task, pods).filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name).sort();
@@ -442,6 +457,12 @@ export class Reconciler {
     await this.deps.writer.setTaskFinalizers(task, finalizers.filter((f) => f !== FINALIZER));
   }
 
+  /** A terminal transition of a task that holds nothing: no finalizer is needed any more. */
+  private async finish(task: AgentTask, update: StatusUpdate): Promise<void> {
+    await this.transition(task, update);
+    await this.dropFinalizer(this.deps.view.task(task.metadata.namespace, task.metadata.name) ?? task);
+  }
+
   /** Writes the status when it changes anything a user sees; audits real phase transitions. */
   private async transition(task: AgentTask, update: StatusUpdate, latencyMs?: number): Promise<void> {
     const current = task.status;
@@ -487,6 +508,14 @@ function ceilingMessage(err: unknown): string | undefined {
     if (/403/.test(message) && /attempting to grant RBAC permissions not currently held|is attempting to grant/i.test(message)) {
       return 'The allowed permissions exceed what taskgrant itself may grant (its grantable ceiling), so nothing was granted.';
     }
+  }
+  return undefined;
+}
+
+function terminatingNamespace(err: unknown): string | undefined {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    const m = /unable to create new content in namespace (\S+) because it is being terminated/.exec((e as Error).message ?? '');
+    if (m) return m[1];
   }
   return undefined;
 }

@@ -16,7 +16,8 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { KubeApi, isStatus, paths } from './api.js';
 import type { KubeConfig } from './client.js';
 import { Informer, type InformerOptions, type KubeObject } from './informer.js';
-import type { ManagedKind, PodObject, RoleBindingObject, RoleObject, ServiceAccountObject } from './objects.js';
+import { LABEL_LEDGER } from './ledger.js';
+import type { ConfigMapObject, ManagedKind, PodObject, RoleBindingObject, RoleObject, ServiceAccountObject } from './objects.js';
 
 type TaskObject = AgentTask & KubeObject;
 type ApprovalObject = TaskApproval & KubeObject;
@@ -29,6 +30,8 @@ export interface KubeClusterOptions {
   kc: KubeConfig;
   logger: Logger;
   metrics: Metrics;
+  /** The operator's namespace: its ledger ConfigMaps are cached too. */
+  operatorNamespace: string;
   /** Informer tuning (tests shorten the resync and stall windows). */
   informer?: Pick<InformerOptions, 'resyncMs' | 'stallMs' | 'watchTimeoutSeconds'>;
 }
@@ -41,6 +44,7 @@ export class KubeCluster {
   readonly serviceAccounts: Informer<ServiceAccountObject>;
   readonly roles: Informer<RoleObject>;
   readonly roleBindings: Informer<RoleBindingObject>;
+  readonly ledgers: Informer<ConfigMapObject>;
   private readonly logger: Logger;
   private readonly instance = `${hostname()}-${process.pid}`;
 
@@ -56,6 +60,7 @@ export class KubeCluster {
     this.serviceAccounts = new Informer<ServiceAccountObject>({ ...base, path: paths.serviceAccounts(), resource: 'serviceaccounts', labelSelector: managed });
     this.roles = new Informer<RoleObject>({ ...base, path: paths.roles(), resource: 'roles', labelSelector: managed });
     this.roleBindings = new Informer<RoleBindingObject>({ ...base, path: paths.roleBindings(), resource: 'rolebindings', labelSelector: managed });
+    this.ledgers = new Informer<ConfigMapObject>({ ...base, path: paths.configMaps(options.operatorNamespace), resource: 'ledgers', labelSelector: `${LABEL_LEDGER}=true` });
     const byUid = (o: KubeObject) => (o.metadata.labels?.[LABEL_TASK_UID] ? [o.metadata.labels[LABEL_TASK_UID]] : []);
     for (const informer of [this.serviceAccounts, this.roles, this.roleBindings] as unknown as Array<Informer<KubeObject>>) informer.addIndex(BY_TASK_UID, byUid);
     this.pods.addIndex(BY_TASK, (p) => (p.metadata.labels?.[LABEL_TASK] ? [`${p.metadata.namespace}/${p.metadata.labels[LABEL_TASK]}`] : []));
@@ -64,7 +69,7 @@ export class KubeCluster {
   }
 
   private get informers(): Array<Informer<KubeObject>> {
-    return [this.tasks, this.approvals, this.pods, this.serviceAccounts, this.roles, this.roleBindings] as unknown as Array<Informer<KubeObject>>;
+    return [this.tasks, this.approvals, this.pods, this.serviceAccounts, this.roles, this.roleBindings, this.ledgers] as unknown as Array<Informer<KubeObject>>;
   }
 
   async start(): Promise<void> {
@@ -181,12 +186,22 @@ export class KubeCluster {
     return updated;
   }
 
-  async recordEvent(task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  async recordEvent(task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string, name: string): Promise<boolean> {
     const now = new Date().toISOString();
+    try {
+      await this.createEvent(task, type, reason, message, name, now);
+      return true;
+    } catch (err) {
+      if (isStatus(err, 409)) return false;
+      throw err;
+    }
+  }
+
+  private async createEvent(task: AgentTask, type: string, reason: string, message: string, name: string, now: string): Promise<void> {
     await this.api.create(paths.events(task.metadata.namespace), {
       apiVersion: 'v1',
       kind: 'Event',
-      metadata: { generateName: `${task.metadata.name}.`, namespace: task.metadata.namespace },
+      metadata: { name, namespace: task.metadata.namespace },
       involvedObject: {
         apiVersion: task.apiVersion,
         kind: task.kind,

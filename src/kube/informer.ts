@@ -33,6 +33,17 @@ export interface InformerOptions {
   watchTimeoutSeconds?: number;
 }
 
+/**
+ * What a cache keeps of an object. managedFields (server-side apply bookkeeping) is often the
+ * largest part of an object and nothing here reads it; client-go drops it the same way.
+ */
+export function slim<T extends KubeObject>(object: T): T {
+  const metadata = object.metadata as Record<string, unknown>;
+  if (metadata.managedFields === undefined) return object;
+  const { managedFields: _dropped, ...rest } = metadata;
+  return { ...object, metadata: rest as T['metadata'] };
+}
+
 export function keyOf(object: KubeObject): string {
   return object.metadata.namespace ? `${object.metadata.namespace}/${object.metadata.name}` : object.metadata.name;
 }
@@ -99,7 +110,8 @@ export class Informer<T extends KubeObject> {
     return [...(this.indexes.get(name)?.keys() ?? [])];
   }
 
-  private put(key: string, object: T): void {
+  private put(key: string, incoming: T): void {
+    const object = slim(incoming);
     this.unindex(key);
     this.store.set(key, object);
     for (const [name, indexer] of this.indexers) for (const value of indexer(object)) addTo(this.indexes.get(name)!, value, key);

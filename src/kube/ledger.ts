@@ -22,6 +22,13 @@ interface Cached {
   entries: LedgerEntry[];
 }
 
+/** The informer cache of ledger ConfigMaps (reads never become API calls once it is synced). */
+export interface LedgerCache {
+  readonly isSynced: boolean;
+  get(namespace: string, name: string): ConfigMapObject | undefined;
+  upsert(object: ConfigMapObject): void;
+}
+
 function parseEntries(cm: ConfigMapObject): LedgerEntry[] {
   try {
     const parsed = JSON.parse(cm.data?.grants ?? '[]') as unknown;
@@ -40,6 +47,7 @@ export class ConfigMapLedger {
   constructor(
     private readonly api: KubeApi,
     private readonly namespace: string,
+    private readonly informer?: LedgerCache,
   ) {}
 
   static nameFor(namespace: string, agent: string): string {
@@ -57,6 +65,10 @@ export class ConfigMapLedger {
 
   private async load(namespace: string, agent: string): Promise<Cached> {
     const name = ConfigMapLedger.nameFor(namespace, agent);
+    if (this.informer?.isSynced) {
+      const cm = this.informer.get(this.namespace, name);
+      return cm ? { resourceVersion: cm.metadata.resourceVersion, entries: parseEntries(cm) } : { entries: [] };
+    }
     const cached = this.cache.get(name);
     if (cached) return cached;
     try {
@@ -100,6 +112,7 @@ export class ConfigMapLedger {
         ? await this.api.replace<ConfigMapObject>(paths.configMap(this.namespace, name), body)
         : await this.api.create<ConfigMapObject>(paths.configMaps(this.namespace), body);
       this.cache.set(name, { resourceVersion: written.metadata.resourceVersion, entries });
+      this.informer?.upsert(written);
     } catch (err) {
       this.cache.delete(name);
       throw new Error(`recording grant of ${namespace}/${agent} in the ledger`, { cause: err });

@@ -1,7 +1,7 @@
 // Raw JSON requests with the kubeconfig's credentials. Used where client-node's typed
 // serializer would rewrite the body: it only knows its model property names, so raw manifests
 // lose fields such as `enum`, `default` and `x-kubernetes-validations` on the way out.
-import { request, type RequestOptions } from 'node:https';
+import { Agent, request, type RequestOptions } from 'node:https';
 import type * as k8s from '@kubernetes/client-node';
 
 export interface RestResponse {
@@ -9,11 +9,35 @@ export interface RestResponse {
   body: string;
 }
 
+// client-node's cached https.Agent is created without keepAlive, so every request through it
+// pays a fresh TLS handshake (measured: ~15 grants/s and RSS growing by hundreds of MB at 2,000
+// tasks). One keep-alive agent per kubeconfig reuses connections instead.
+const agents = new WeakMap<k8s.KubeConfig, Agent>();
+
+function keepAliveAgent(kc: k8s.KubeConfig, tls: RequestOptions): Agent {
+  let agent = agents.get(kc);
+  if (!agent) {
+    agent = new Agent({
+      keepAlive: true,
+      maxSockets: 64,
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      ...(tls.rejectUnauthorized !== undefined ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
+      ...(tls.servername ? { servername: tls.servername } : {}),
+    });
+    agents.set(kc, agent);
+  }
+  return agent;
+}
+
 export async function rest(kc: k8s.KubeConfig, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<RestResponse> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
   const options: RequestOptions = { method, headers: { Accept: 'application/json', ...(body !== undefined ? { 'Content-Type': contentType } : {}) }, timeout: 30_000 };
+  // Credentials (a bearer token may be refreshed) are applied per request; the connection pool is ours.
   await kc.applyToHTTPSOptions(options);
+  options.agent = keepAliveAgent(kc, options);
   return new Promise((resolve, reject) => {
     const req = request(`${cluster.server}${path}`, options, (res) => {
       const chunks: Buffer[] = [];

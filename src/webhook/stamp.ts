@@ -7,7 +7,7 @@
 // validating handler still refuses an UPDATE that changes spec, in case a CRD is installed
 // without its CEL rules.
 import { isDeepStrictEqual } from 'node:util';
-import { AGENT_TASK_KIND, AGENT_TASK_PLURAL, GROUP, TASK_APPROVAL_KIND, parseTaskApproval, type Requester } from '../api/index.js';
+import { AGENT_TASK_KIND, AGENT_TASK_PLURAL, FINALIZER, GROUP, TASK_APPROVAL_KIND, parseAgentTask, parseTaskApproval, targetNamespaces, type Requester } from '../api/index.js';
 import {
   POD_NAME_EXTRA,
   allow,
@@ -44,9 +44,19 @@ function stamp(request: AdmissionRequest, kind: string, field: 'requester' | 'ap
   return allowPatch([add(['spec', field], requesterOf(request.userInfo))]);
 }
 
-/** `/mutate/agenttasks`: spec.requester := the caller. */
+/**
+ * `/mutate/agenttasks`: spec.requester := the caller, and taskgrant's finalizer from birth, so a
+ * task can never be deleted without its grant being revoked first — and the controller saves a
+ * write on the way to granting it.
+ */
 export function mutateAgentTask(request: AdmissionRequest): MutationVerdict {
-  return stamp(request, AGENT_TASK_KIND, 'requester');
+  const verdict = stamp(request, AGENT_TASK_KIND, 'requester');
+  if (verdict.type !== 'allow' || request.operation !== 'CREATE') return verdict;
+  const metadata = isRecord(request.object) && isRecord(request.object.metadata) ? request.object.metadata : undefined;
+  const finalizers = Array.isArray(metadata?.finalizers) ? (metadata.finalizers as unknown[]) : undefined;
+  if (finalizers?.includes(FINALIZER)) return verdict;
+  const op = finalizers ? add(['metadata', 'finalizers', '-'], FINALIZER) : add(['metadata', 'finalizers'], [FINALIZER]);
+  return { ...verdict, patch: [...verdict.patch, op] };
 }
 
 /** `/mutate/taskapprovals`: spec.approver := the caller. */
@@ -105,13 +115,26 @@ export async function validateTaskApproval(request: AdmissionRequest, deps: Appr
   // Without a recorded requester, self-approval cannot be ruled out.
   if (!requester) return deny(`AgentTask ${where} has no recorded requester, so no approval can be checked against it; recreate the task`);
   if (requester === caller.username) return deny(`${caller.username} requested AgentTask ${where} and cannot approve it`);
-  let permitted: boolean;
-  try {
-    permitted = await deps.accessReviewer.canApprove(caller, namespace);
-  } catch (cause) {
-    throw new Error(`access review for approving in namespace ${namespace}`, { cause });
+  // An approval unlocks access in every namespace the task's rules name, so the approver needs
+  // the right to approve in each of them: otherwise whoever may approve in team-a could hand an
+  // agent of team-a access to team-b (or kube-system), up to the operator's cluster-wide ceiling.
+  let reach: string[] = [namespace];
+  if (approval.spec.decision === 'Approve') {
+    const parsedTask = parseAgentTask(task);
+    if (!parsedTask.ok) return deny(`AgentTask ${where} is invalid (${parsedTask.error}), so it cannot be approved`);
+    reach = [...new Set([namespace, ...targetNamespaces(parsedTask.value)])];
   }
-  if (!permitted)
-    return deny(`${caller.username} may not approve AgentTasks in namespace ${namespace}: it needs verb approve on ${AGENT_TASK_PLURAL}.${GROUP}`);
+  for (const target of reach) {
+    let permitted: boolean;
+    try {
+      permitted = await deps.accessReviewer.canApprove(caller, target);
+    } catch (cause) {
+      throw new Error(`access review for approving in namespace ${target}`, { cause });
+    }
+    if (!permitted && target === namespace)
+      return deny(`${caller.username} may not approve AgentTasks in namespace ${namespace}: it needs verb approve on ${AGENT_TASK_PLURAL}.${GROUP}`);
+    if (!permitted)
+      return deny(`${caller.username} may not approve AgentTask ${where}: it asks for access in namespace ${target}, and approving that needs verb approve on ${AGENT_TASK_PLURAL}.${GROUP} in ${target} as well`);
+  }
   return allow();
 }

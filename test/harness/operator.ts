@@ -40,6 +40,8 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
     tlsDir: '/nonexistent',
     webhookService: 'taskgrant-webhook',
     webhookConfigName: 'taskgrant',
+    informerResyncMs: 300_000,
+    informerStallMs: 150_000,
     ...overrides,
   });
   const logDir = join(process.env.TASKGRANT_TEST_CONTROLPLANE_DIR ?? join(root, '.local'), 'operator-logs');
