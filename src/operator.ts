@@ -78,7 +78,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
       policy: engine,
       audit,
       clock: systemClock,
-      settings: { reissueWindowMs: config.reissueWindowMs, retryPendingMs: 5_000, maxDelegationDepth: 16 },
+      settings: { reissueWindowMs: config.reissueWindowMs, retryPendingMs: 5_000, maxDelegationDepth: 16, operatorNamespace: config.namespace },
     },
   });
   const policySync = new PolicySync({

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { adminConfig, createNamespace, eventually, statusOfCall, uniqueName } from './harness/kube.js';
 import { startTestOperator, type TestOperator } from './harness/operator.js';
 import { TaskHelper, intentOf, readPods } from './harness/tasks.js';
+import { canApprove, canCreate, userWith } from './harness/security.js';
 import type { AgentTask } from '../src/api/index.js';
 
 let admin: k8s.KubeConfig;
@@ -105,13 +106,25 @@ describe('granting', () => {
     const name = uniqueName('cross');
     const created = await tasks.create(ns, name, { intent: intentOf(readPods, { ...readPods, namespace: otherNs }) });
     await tasks.waitForPhase(ns, name, 'AwaitingApproval');
-    await tasks.custom.createNamespacedCustomObject({
-      group: 'taskgrant.io',
-      version: 'v1alpha1',
-      namespace: ns,
-      plural: 'taskapprovals',
-      body: { apiVersion: 'taskgrant.io/v1alpha1', kind: 'TaskApproval', metadata: { name: `${name}-ok` }, spec: { task: name, taskUID: created.metadata.uid, decision: 'Approve', reason: 'on-call approved' } },
+    // Approval comes from someone else than the requester (the admin here), holding `approve`
+    // in every namespace the task reaches.
+    const approver = await userWith(admin, ns, uniqueName('approver'), [canCreate('taskapprovals'), canApprove]);
+    const saName = approver.username.split(':').at(-1) ?? '';
+    await tasks.rbac.createNamespacedRole({ namespace: otherNs, body: { metadata: { name: saName }, rules: [canApprove] } });
+    await tasks.rbac.createNamespacedRoleBinding({
+      namespace: otherNs,
+      body: { metadata: { name: saName }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: saName }, subjects: [{ kind: 'ServiceAccount', name: saName, namespace: ns }] },
     });
+    await eventually(async () => {
+      await approver.custom.createNamespacedCustomObject({
+        group: 'taskgrant.io',
+        version: 'v1alpha1',
+        namespace: ns,
+        plural: 'taskapprovals',
+        body: { apiVersion: 'taskgrant.io/v1alpha1', kind: 'TaskApproval', metadata: { name: uniqueName(`${name}-ok`) }, spec: { task: name, taskUID: created.metadata.uid, decision: 'Approve', reason: 'on-call approved' } },
+      });
+      return true;
+    }, 'the approval to be accepted (RBAC for the approver propagating)');
     const task = await tasks.waitForPhase(ns, name, 'Granted');
     expect(task.status?.grant?.namespaces).toEqual([ns, otherNs].sort());
     const objects = await tasks.grantObjects(task.metadata.uid ?? '');

@@ -58,9 +58,10 @@ export class AuditTrail {
     try {
       created = await this.writer.recordEvent(task, warning ? 'Warning' : 'Normal', status.reason ?? phase, status.message ?? phase, auditEventName(task, phase));
     } catch (err) {
-      // The transition itself stands; the next reconcile retries the record (ensureRecorded).
-      this.logger.warn({ err, namespace: task.metadata.namespace, name: task.metadata.name }, 'recording the audit event failed');
-      return;
+      // The transition itself stands (its status is written). Failing the reconcile makes it
+      // retry, and a reconcile first records the task's current phase (ensureRecorded) before it
+      // can move the task on, so no transition goes unrecorded.
+      throw new Error(`recording the ${phase} transition of ${task.metadata.namespace}/${task.metadata.name}`, { cause: err });
     }
     this.recorded.add(key);
     if (!created) return; // recorded before a crash or by another replica

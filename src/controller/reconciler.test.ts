@@ -34,7 +34,7 @@ function setup(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'> = e
     clock,
     logger,
     metrics,
-    settings: { reissueWindowMs: 3_600_000, retryPendingMs: 5_000, maxDelegationDepth: 16 },
+    settings: { reissueWindowMs: 3_600_000, retryPendingMs: 5_000, maxDelegationDepth: 16, operatorNamespace: 'taskgrant-system' },
     requeueAfter: (key, ms) => requeues.push([key, ms]),
     observedAt: () => undefined,
   });
@@ -125,6 +125,15 @@ describe('Reconciler: requests', () => {
     const after = await run(cluster.put(taskFixture('trap')));
     expect(after?.status?.phase).toBe('Pending');
     expect(after?.status?.message).toMatch(/wasm trap/);
+    expect(cluster.objects.size).toBe(0);
+  });
+
+  it("denies anything in the operator's own namespace, even approved", async () => {
+    const { cluster, run } = setup();
+    const task = cluster.put(taskFixture('keys', { intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'], namespace: 'taskgrant-system' }] } }));
+    const after = await run(task);
+    expect(after?.status?.phase).toBe('Denied');
+    expect(after?.status?.reason).toBe('OperatorNamespace');
     expect(cluster.objects.size).toBe(0);
   });
 

@@ -40,6 +40,11 @@ export interface ReconcilerSettings {
   retryPendingMs: number;
   /** Deepest delegation chain followed before giving up (cycle guard). */
   maxDelegationDepth: number;
+  /**
+   * taskgrant's own namespace: its webhook key, receipt signing keys, ledger and Lease live
+   * there, and the operator holds rights on them, so no task may be granted anything in it.
+   */
+  operatorNamespace?: string;
 }
 
 export interface ReconcilerDeps {
@@ -103,6 +108,10 @@ export class Reconciler {
 
   private async reconcileRequest(task: AgentTask): Promise<void> {
     const key = taskKey(task);
+    const own = this.deps.settings.operatorNamespace;
+    if (own && targetNamespaces(task).includes(own)) {
+      return this.finish(task, { phase: 'Denied', reason: 'OperatorNamespace', message: `No task may be granted access in ${own}, taskgrant's own namespace (it holds the operator's keys and records).` });
+    }
     const parent = this.parentOf(task);
     if (task.spec.parentTask) {
       const verdict = this.delegationVerdict(task, parent);

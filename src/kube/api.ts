@@ -9,9 +9,25 @@ export class KubeError extends Error {
     readonly method: string,
     readonly path: string,
     message: string,
+    /** The Status reason, e.g. AlreadyExists or Conflict (both are 409). */
+    readonly reason = '',
   ) {
     super(`${method} ${path}: ${status} ${message}`);
     this.name = 'KubeError';
+  }
+}
+
+/** A create refused because the object exists — not any other 409, such as a write conflict. */
+export function isAlreadyExists(err: unknown): boolean {
+  return err instanceof KubeError && err.status === 409 && err.reason === 'AlreadyExists';
+}
+
+function statusReason(body: string): string {
+  try {
+    const status = JSON.parse(body) as { reason?: unknown };
+    return typeof status.reason === 'string' ? status.reason : '';
+  } catch {
+    return '';
   }
 }
 
@@ -31,7 +47,7 @@ export class KubeApi {
 
   private async call<T>(method: string, path: string, body?: unknown, contentType?: string): Promise<T> {
     const res = await rest(this.kc, method, path, body, contentType);
-    if (res.status < 200 || res.status >= 300) throw new KubeError(res.status, method, path, statusMessage(res.body));
+    if (res.status < 200 || res.status >= 300) throw new KubeError(res.status, method, path, statusMessage(res.body), statusReason(res.body));
     return JSON.parse(res.body) as T;
   }
 

@@ -13,7 +13,7 @@ import {
 } from '../api/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { KubeApi, isStatus, paths } from './api.js';
+import { KubeApi, isAlreadyExists, paths } from './api.js';
 import type { KubeConfig } from './client.js';
 import { Informer, type InformerOptions, type KubeObject } from './informer.js';
 import { LABEL_LEDGER } from './ledger.js';
@@ -154,7 +154,7 @@ export class KubeCluster {
       const created = await this.api.create<KubeObject>(this.collectionPath(kind, namespace), object);
       this.informerOf(kind).upsert(created);
     } catch (err) {
-      if (isStatus(err, 409)) return; // already there (a retry after a crash or a lost response)
+      if (isAlreadyExists(err)) return; // already there (a retry after a crash or a lost response)
       throw err;
     }
   }
@@ -192,7 +192,7 @@ export class KubeCluster {
       await this.createEvent(task, type, reason, message, name, now);
       return true;
     } catch (err) {
-      if (isStatus(err, 409)) return false;
+      if (isAlreadyExists(err)) return false;
       throw err;
     }
   }

@@ -34,7 +34,15 @@ function keepAliveAgent(kc: k8s.KubeConfig, tls: RequestOptions): Agent {
 export async function rest(kc: k8s.KubeConfig, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<RestResponse> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
-  const options: RequestOptions = { method, headers: { Accept: 'application/json', ...(body !== undefined ? { 'Content-Type': contentType } : {}) }, timeout: 30_000 };
+  const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+  const headers: Record<string, string | number> = { Accept: 'application/json' };
+  if (payload !== undefined) {
+    headers['Content-Type'] = contentType;
+    // Explicit length: Node sends a DELETE body chunked-less without it, and on a reused
+    // keep-alive connection the API server then reads that body as the next request.
+    headers['Content-Length'] = Buffer.byteLength(payload);
+  }
+  const options: RequestOptions = { method, headers, timeout: 30_000 };
   // Credentials (a bearer token may be refreshed) are applied per request; the connection pool is ours.
   await kc.applyToHTTPSOptions(options);
   options.agent = keepAliveAgent(kc, options);
@@ -47,7 +55,7 @@ export async function rest(kc: k8s.KubeConfig, method: string, path: string, bod
     });
     req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
     req.on('error', reject);
-    req.end(body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body));
+    req.end(payload);
   });
 }
 

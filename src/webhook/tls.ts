@@ -126,13 +126,15 @@ export class SelfManagedCerts implements CertSource {
   }
 
   /** The bundle to store: `current` itself when nothing is due, else a renewed copy. */
-  private async renewed(current: TlsBundle | undefined): Promise<TlsBundle> {
+  private async renewed(stored: TlsBundle | undefined): Promise<TlsBundle> {
     const now = this.now();
+    // An emptied or corrupted Secret is treated as absent: issue anew rather than fail to start.
+    const current = stored && usable(stored) ? stored : undefined;
     const { validityMs, dnsNames, ipAddresses } = this.options;
     const validCa = current && !renewDue(current.caCertPem, this.caValidityMs, now);
     const ca = validCa ? await CertificateAuthority.fromPem(current.caCertPem, current.caKeyPem) : await CertificateAuthority.create('taskgrant-webhook-ca', this.caValidityMs);
     const leafOk = validCa && !renewDue(current.certPem, validityMs, now) && sameNames(current.certPem, dnsNames);
-    if (leafOk) return current;
+    if (leafOk) return stored as TlsBundle;
     const leaf = await ca.issue({ commonName: dnsNames[0] ?? 'taskgrant-webhook', dnsNames, ipAddresses, usage: 'server', validityMs });
     return {
       caCertPem: ca.certPem,
@@ -141,6 +143,16 @@ export class SelfManagedCerts implements CertSource {
       keyPem: leaf.keyPem,
       ...(validCa ? (current.previousCaCertPem ? { previousCaCertPem: current.previousCaCertPem } : {}) : current ? { previousCaCertPem: current.caCertPem } : {}),
     };
+  }
+}
+
+function usable(bundle: TlsBundle): boolean {
+  try {
+    certificateNotAfter(bundle.caCertPem);
+    certificateNotAfter(bundle.certPem);
+    return bundle.caKeyPem.length > 0 && bundle.keyPem.length > 0;
+  } catch {
+    return false;
   }
 }
 

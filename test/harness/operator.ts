@@ -49,6 +49,7 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
   const logFile = join(logDir, `${config.namespace}.log`);
   const logger = createLogger(config.logLevel, pino.destination({ dest: logFile, sync: true }));
   const operator = await startOperator(config, { logger, crdDir: join(root, 'crds'), sweepIntervalMs: 2_000 });
+  if (config.install) await waitForIdentityGuard(operator, config.namespace);
   const stop = operator.stop.bind(operator);
   // Webhook configurations left pointing at a stopped test operator would refuse every
   // labelled pod of the suites after it (failurePolicy Fail), so they go with it.
@@ -66,4 +67,27 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
     },
     stopWebhookOnly: () => operator.stopWebhook(),
   });
+}
+
+/**
+ * A ValidatingAdmissionPolicy is enforced a moment after it is applied (the API server compiles
+ * it asynchronously). Suites must not race that: probe with a dry-run pod that borrows a tg-*
+ * ServiceAccount until it is refused.
+ */
+async function waitForIdentityGuard(operator: Operator, namespace: string): Promise<void> {
+  const sa = 'tg-guard-probe-00000000';
+  await operator.cluster.api.create(`/api/v1/namespaces/${namespace}/serviceaccounts`, { metadata: { name: sa } }).catch(() => undefined);
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await operator.cluster.api.create(`/api/v1/namespaces/${namespace}/pods?dryRun=All`, {
+        metadata: { name: 'guard-probe' },
+        spec: { serviceAccountName: sa, containers: [{ name: 'c', image: 'registry.invalid/probe:1' }] },
+      });
+    } catch (err) {
+      if (/identity|taskgrant/i.test((err as Error).message)) return;
+    }
+    if (Date.now() > deadline) throw new Error('the identity guard (ValidatingAdmissionPolicy) was not enforced within 20 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
