@@ -8,13 +8,15 @@ SHELL := bash
 WITH_TOOLS := eval "$$(bash hack/toolchain.sh env)" &&
 JEST := node --experimental-vm-modules node_modules/jest/bin/jest.js
 
-.PHONY: help toolchain deps build typecheck lint test test-unit test-integration chart-test cluster-up cluster-down run bench clean
+.PHONY: help toolchain deps build typecheck lint test test-unit test-integration test-chaos chart-test cluster-up cluster-down run bench clean
 
 help:
 	@echo "make test        install what is needed, typecheck, lint, unit + integration tests (the CI command)"
 	@echo "make run         local control plane (unless KUBECONFIG is set), CRDs, webhooks, policies; operator in the foreground"
 	@echo "make cluster-up  start the local control plane in the background (.local/kubeconfig); make cluster-down stops it"
 	@echo "make chart-test  helm lint, helm template and helm install of charts/taskgrant into a local control plane"
+	@echo "make test-chaos  a longer crash + API-fault run (1000 + 300 task lifecycles)"
+	@echo "make bench       benchmarks beside their baselines; bench/results/latest.json"
 
 toolchain:
 	bash hack/toolchain.sh node
@@ -45,7 +47,11 @@ test-unit: deps
 test-integration: build
 	$(WITH_TOOLS) $(JEST) --selectProjects integration --runInBand
 
-test: typecheck lint test-unit test-integration
+test: typecheck lint test-unit test-integration chart-test
+
+# A longer, still bounded run of the crash and API-fault suites (test/chaos.test.ts).
+test-chaos: build
+	$(WITH_TOOLS) TASKGRANT_CHAOS_LIFECYCLES=1000 TASKGRANT_CHAOS_FAULT_LIFECYCLES=300 $(JEST) --selectProjects integration --runInBand test/chaos
 
 # The Helm chart: lint, render (default and non-default values, each checked by the API server),
 # schema refusals, then helm install into a local control plane and the operator run under the

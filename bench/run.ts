@@ -69,7 +69,10 @@ async function benchPolicy(): Promise<void> {
     if (engine.evaluate(input).type !== 'allow') throw new Error('engine did not allow');
   };
   const rounds = 3000;
-  for (let i = 0; i < 300; i += 1) (raw(), ours()); // warm-up
+  for (let i = 0; i < 300; i += 1) {
+    raw();
+    ours();
+  } // warm-up
   const rawSamples: number[] = [];
   const ourSamples: number[] = [];
   // Interleaved, so both see the same machine noise.

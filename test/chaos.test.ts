@@ -4,7 +4,7 @@
 // transition is recorded exactly once. `make test` runs a CI-sized round; `make test-chaos` a
 // longer one (TASKGRANT_CHAOS_LIFECYCLES, TASKGRANT_CHAOS_FAULT_LIFECYCLES).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import { join } from 'node:path';
 import { installCrds } from '../src/kube/manifests.js';
 import type { AgentTask } from '../src/api/index.js';

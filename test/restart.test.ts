@@ -1,7 +1,7 @@
 // Crash and restart: the operator killed mid-grant, after a grant, and while a task expires,
 // converges on start-up with no orphan, no duplicate and nothing held past its time.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import { join } from 'node:path';
 import { adminConfig, createNamespace, eventually, uniqueName } from './harness/kube.js';
 import { spawnOperator, type OperatorProcess } from './harness/process.js';
