@@ -41,7 +41,7 @@ typecheck: deps
 lint: deps
 	$(WITH_TOOLS) npx eslint .
 
-test-unit: deps
+test-unit: build
 	$(WITH_TOOLS) $(JEST) --selectProjects unit
 
 test-integration: build
