@@ -61,38 +61,57 @@ export class PhaseWatcher {
   private readonly phases = new Map<string, string>();
   private readonly waiters = new Map<string, Array<{ wanted: string[]; resolve: (at: number) => void }>>();
   private abort?: AbortController;
+  private stopped = false;
+  private readonly kc = new k8s.KubeConfig();
 
   constructor(
-    private readonly kubeconfigPath: string,
+    kubeconfigPath: string,
     private readonly namespace: string,
-  ) {}
+  ) {
+    this.kc.loadFromFile(kubeconfigPath);
+  }
 
   async start(): Promise<void> {
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(this.kubeconfigPath);
-    this.abort = await new k8s.Watch(kc).watch(
+    await this.connect();
+  }
+
+  private observe(name: string, phase: string): void {
+    this.phases.set(name, phase);
+    const waiting = this.waiters.get(name);
+    if (!waiting) return;
+    const at = performance.now();
+    const remaining = waiting.filter((w) => {
+      if (!w.wanted.includes(phase)) return true;
+      w.resolve(at);
+      return false;
+    });
+    if (remaining.length === 0) this.waiters.delete(name);
+    else this.waiters.set(name, remaining);
+  }
+
+  /**
+   * List, then watch from the list's resourceVersion. The API server ends watches (timeouts, slow
+   * consumers under a burst), so an ended watch lists again — tasks gone meanwhile count as
+   * Deleted — and resumes.
+   */
+  private async connect(): Promise<void> {
+    const listed = (await this.kc.makeApiClient(k8s.CustomObjectsApi).listNamespacedCustomObject({ group: 'taskgrant.io', version: 'v1alpha1', namespace: this.namespace, plural: 'agenttasks' })) as {
+      items: Array<{ metadata: { name: string }; status?: { phase?: string } }>;
+      metadata: { resourceVersion: string };
+    };
+    const present = new Set(listed.items.map((t) => t.metadata.name));
+    for (const t of listed.items) this.observe(t.metadata.name, t.status?.phase ?? 'Pending');
+    for (const name of [...this.phases.keys()]) if (!present.has(name)) this.observe(name, 'Deleted');
+    this.abort = await new k8s.Watch(this.kc).watch(
       `/apis/taskgrant.io/v1alpha1/namespaces/${this.namespace}/agenttasks`,
-      { allowWatchBookmarks: false },
+      { allowWatchBookmarks: true, resourceVersion: listed.metadata.resourceVersion },
       (type: string, obj: { metadata: { name: string }; status?: { phase?: string } }) => {
-        const name = obj.metadata.name;
-        if (type === 'DELETED') {
-          this.phases.set(name, 'Deleted');
-        } else {
-          this.phases.set(name, obj.status?.phase ?? 'Pending');
-        }
-        const at = performance.now();
-        const list = this.waiters.get(name);
-        if (!list) return;
-        const phase = this.phases.get(name)!;
-        const remaining = list.filter((w) => {
-          if (!w.wanted.includes(phase)) return true;
-          w.resolve(at);
-          return false;
-        });
-        if (remaining.length === 0) this.waiters.delete(name);
-        else this.waiters.set(name, remaining);
+        if (type === 'BOOKMARK' || type === 'ERROR') return;
+        this.observe(obj.metadata.name, type === 'DELETED' ? 'Deleted' : (obj.status?.phase ?? 'Pending'));
       },
-      () => undefined,
+      () => {
+        if (!this.stopped) setTimeout(() => void this.connect().catch(() => undefined), 100);
+      },
     );
   }
 
@@ -109,6 +128,7 @@ export class PhaseWatcher {
   }
 
   stop(): void {
+    this.stopped = true;
     this.abort?.abort();
   }
 }

@@ -1,6 +1,7 @@
 // Small helpers the integration suites share: clients for the admin and for a bearer token,
 // unique namespaces, polling.
 import * as k8s from '@kubernetes/client-node';
+import { kubeConfigForToken } from '../../src/kube/client.js';
 
 export function adminConfig(): k8s.KubeConfig {
   const path = process.env.TASKGRANT_TEST_KUBECONFIG;
@@ -12,11 +13,7 @@ export function adminConfig(): k8s.KubeConfig {
 
 /** A kubeconfig that authenticates with `token` only: what a task pod would hold. */
 export function tokenConfig(admin: k8s.KubeConfig, token: string): k8s.KubeConfig {
-  const cluster = admin.getCurrentCluster();
-  if (!cluster) throw new Error('admin kubeconfig has no cluster');
-  const kc = new k8s.KubeConfig();
-  kc.loadFromClusterAndUser({ ...cluster, name: 'token-cluster' }, { name: 'token-user', token });
-  return kc;
+  return kubeConfigForToken(admin, token);
 }
 
 let counter = 0;
