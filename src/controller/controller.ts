@@ -66,6 +66,7 @@ export class TaskController {
     const key = taskKey(task);
     if (event === 'delete') {
       this.observed.delete(key);
+      this.queue.cancel(key);
       this.options.reconciler.audit.forget(task.metadata.uid ?? '');
       // Normally the finalizer revoked everything before the task could go. If someone stripped
       // the finalizer, the task is gone and nothing is left to reconcile: sweep its objects now

@@ -58,6 +58,18 @@ describe('WorkQueue', () => {
     await q.stop();
   });
 
+  it('cancels the timer of a key whose object is gone', async () => {
+    const seen: string[] = [];
+    const q = new WorkQueue(async (k) => void seen.push(k), { workers: 1 });
+    q.start();
+    q.addAfter('gone', 30);
+    q.addAfter('kept', 30);
+    q.cancel('gone');
+    await tick(80);
+    expect(seen).toEqual(['kept']);
+    await q.stop();
+  });
+
   it('keeps the earliest timer for a key', async () => {
     const seen: number[] = [];
     const q = new WorkQueue(async () => void seen.push(Date.now()), { workers: 1 });

@@ -72,6 +72,14 @@ export class WorkQueue {
     this.timers.set(key, { at, timer });
   }
 
+  /** Drops the pending timer and failure count of a key whose object is gone. */
+  cancel(key: string): void {
+    const pending = this.timers.get(key);
+    if (pending) clearTimeout(pending.timer);
+    this.timers.delete(key);
+    this.failures.delete(key);
+  }
+
   /** Clears the failure count of `key` (after it succeeded) so the next retry starts fast. */
   forget(key: string): void {
     this.failures.delete(key);

@@ -51,7 +51,11 @@ export const WEBHOOK_ROUTES: readonly WebhookRoute[] = [
   // Only labelled pods (for UPDATE: labelled before or after) reach the webhook, so an outage never
   // blocks unrelated pods; an unlabelled pod borrowing a task ServiceAccount is refused inside the
   // API server by the identity-guard ValidatingAdmissionPolicy, which holds even with us down.
-  { handler: 'validate-pods', path: '/validate/pods', type: 'validating', apiGroup: '', resource: 'pods', operations: ['CREATE', 'UPDATE'], sideEffects: 'None', objectSelectorLabelExists: LABEL_TASK },
+  // UPDATE only: at CREATE the mutating webhook has just decided the pod (task live, unexpired,
+  // maxPods, the task's ServiceAccount) and the identity guard re-checks label against
+  // ServiceAccount inside the API server, so a second call would only add a round trip to every
+  // task pod (make bench: admission.e2e_*). Updates are where labels could be changed afterwards.
+  { handler: 'validate-pods', path: '/validate/pods', type: 'validating', apiGroup: '', resource: 'pods', operations: ['UPDATE'], sideEffects: 'None', objectSelectorLabelExists: LABEL_TASK },
   { handler: 'validate-taskapprovals', path: '/validate/taskapprovals', type: 'validating', apiGroup: GROUP, resource: TASK_APPROVAL_PLURAL, operations: ['CREATE'], sideEffects: 'None' },
 ];
 
