@@ -190,6 +190,21 @@ interface Env {
   healthPort: number;
 }
 
+/** Where the operator's resident memory goes: file-backed (the node binary), anonymous, JS heap. */
+async function memoryProfile(pid: number, healthPort: number): Promise<Record<string, number>> {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024;
+  const metrics = await fetch(`http://127.0.0.1:${healthPort}/metrics`).then((r) => r.text());
+  const metric = (name: string) => Number(new RegExp(`^${name} ([0-9.e+]+)`, 'm').exec(metrics)?.[1] ?? 0) / 1048576;
+  return {
+    loaded_rss_file_mb: round(kb('RssFile'), 1),
+    loaded_rss_anon_mb: round(kb('RssAnon'), 1),
+    loaded_heap_used_mb: round(metric('taskgrant_process_nodejs_heap_size_used_bytes'), 1),
+    loaded_heap_total_mb: round(metric('taskgrant_process_nodejs_heap_size_total_bytes'), 1),
+    loaded_external_mb: round(metric('taskgrant_process_nodejs_external_memory_bytes'), 1),
+  };
+}
+
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -424,7 +439,8 @@ async function benchMemory(env: Env, idleMb: number): Promise<void> {
   await Promise.all(granted);
   await sleep(3000);
   const loadedMb = rssMb(pid);
-  log(`memory with ${live} live tasks: ${loadedMb} MB`);
+  const profile = await memoryProfile(pid, env.healthPort);
+  log(`memory with ${live} live tasks: ${loadedMb} MB ${JSON.stringify(profile)}`);
   const gone = names.map((n) => watcher.waitFor(n, ['Deleted'], 300_000));
   await runPool(names, 64, async (name) => void (await env.client.must('DELETE', taskPath(ns, name))));
   await Promise.all(gone);
@@ -452,7 +468,7 @@ async function benchMemory(env: Env, idleMb: number): Promise<void> {
   await sleep(3000);
   const endMb = rssMb(pid);
   watcher.stop();
-  results.memory = { idle_mb: idleMb, tasks: live, loaded_mb: loadedMb, churn_cycles: cycles, churn_warm_mb: warmMb, churn_end_mb: endMb, churn_ratio: round(endMb / warmMb, 2) };
+  results.memory = { idle_mb: idleMb, tasks: live, loaded_mb: loadedMb, ...profile, churn_cycles: cycles, churn_warm_mb: warmMb, churn_end_mb: endMb, churn_ratio: round(endMb / warmMb, 2) };
 }
 
 // ---- report -------------------------------------------------------------------------------------
