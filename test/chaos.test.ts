@@ -41,10 +41,10 @@ beforeAll(async () => {
 async function lifecycle(ns: string, i: number, ending: Ending): Promise<Lifecycle> {
   const name = `t-${i}`;
   const created = await tasks.create(ns, name, { agent: `agent-${i % 40}`, intent: intentOf(readPods), ...(ending === 'expire' ? { ttl: '10s' } : {}) });
-  const granted = await tasks.waitForPhase(ns, name, 'Granted', 60_000);
+  const granted = await tasks.waitForPhase(ns, name, 'Granted', 120_000);
   await tasks.createTaskPod(granted, `${name}-pod`);
   // A 10 s grant can lapse while the operator is down, before the pod's admission is recorded.
-  const active = await tasks.waitForPhase(ns, name, ending === 'expire' ? ['Active', 'Expired'] : 'Active', 60_000);
+  const active = await tasks.waitForPhase(ns, name, ending === 'expire' ? ['Active', 'Expired'] : 'Active', 120_000);
   if (active.status?.phase === 'Expired') return { name, ending, uid: created.metadata.uid ?? '', admitted: false };
   switch (ending) {
     case 'succeed':

@@ -91,7 +91,8 @@ describe('granting', () => {
     expect(task.status?.message).toMatch(/forbid-rbac-writes/);
     expect(task.status?.decision?.allowed).toBe(false);
     expect(await tasks.grantObjects(created.metadata.uid ?? '')).toEqual([]);
-    expect(task.metadata.finalizers ?? []).not.toContain('taskgrant.io/revoke-grant');
+    // Born with the finalizer (admission), released once Denied: nothing needs revoking.
+    await eventually(async () => !((await tasks.get(ns, name))?.metadata.finalizers ?? []).includes('taskgrant.io/revoke-grant'), 'the finalizer to be released');
   });
 
   it('holds a task that policy would allow with approval in AwaitingApproval', async () => {

@@ -30,6 +30,8 @@ export class TaskController {
     const { cluster, logger, metrics } = options;
     this.queue = new WorkQueue((key) => this.reconciler.reconcile(key), {
       workers: options.workers,
+      // Bounded retries that still come back soon: a revocation waiting on a retry is access held.
+      maxDelayMs: 10_000,
       onDepth: (depth) => metrics.queueDepth.set(depth),
       onError: (key, err, retryInMs) => logger.warn({ err, key, retryInMs }, 'reconcile failed, retrying'),
     });

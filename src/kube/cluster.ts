@@ -13,7 +13,7 @@ import {
 } from '../api/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { KubeApi, isAlreadyExists, paths } from './api.js';
+import { KubeApi, isAlreadyExists, isStatus, paths } from './api.js';
 import type { KubeConfig } from './client.js';
 import { Informer, type InformerOptions, type KubeObject } from './informer.js';
 import { LABEL_LEDGER } from './ledger.js';
@@ -177,11 +177,27 @@ export class KubeCluster {
     return updated;
   }
 
-  /** Replaces the finalizer list, guarded by resourceVersion so a concurrent edit is never lost. */
+  /**
+   * Replaces the finalizer list, guarded by resourceVersion so a concurrent edit is never lost.
+   * On a conflict (our cached copy was stale) the same change — what `finalizers` adds to and
+   * removes from the cached list — is applied once more to a freshly read task.
+   */
   async setTaskFinalizers(task: AgentTask, finalizers: string[]): Promise<AgentTask> {
-    const updated = await this.api.patch<TaskObject>(paths.agentTask(task.metadata.namespace, task.metadata.name), {
-      metadata: { finalizers, resourceVersion: task.metadata.resourceVersion },
-    });
+    const path = paths.agentTask(task.metadata.namespace, task.metadata.name);
+    const patch = (t: AgentTask, list: string[]) => this.api.patch<TaskObject>(path, { metadata: { finalizers: list, resourceVersion: t.metadata.resourceVersion } });
+    let updated: TaskObject;
+    try {
+      updated = await patch(task, finalizers);
+    } catch (err) {
+      if (!isStatus(err, 409)) throw err;
+      const fresh = await this.api.get<TaskObject>(path);
+      this.tasks.upsert(fresh);
+      const before = task.metadata.finalizers ?? [];
+      const added = finalizers.filter((f) => !before.includes(f));
+      const removed = before.filter((f) => !finalizers.includes(f));
+      const current = fresh.metadata.finalizers ?? [];
+      updated = await patch(fresh, [...current.filter((f) => !removed.includes(f)), ...added.filter((f) => !current.includes(f))]);
+    }
     this.tasks.upsert(updated);
     return updated;
   }
