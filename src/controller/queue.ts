@@ -9,6 +9,8 @@ export interface QueueOptions {
   maxDelayMs?: number;
   onDepth?: (depth: number) => void;
   onError?: (key: string, err: unknown, retryInMs: number) => void;
+  /** A processing run that has not settled by then counts as failed (and is retried). */
+  deadlineMs?: number;
 }
 
 export class WorkQueue {
@@ -110,8 +112,15 @@ export class WorkQueue {
   }
 
   private async runOne(key: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.process(key);
+      const deadlineMs = this.options.deadlineMs ?? 120_000;
+      await Promise.race([
+        this.process(key),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`processing ${key} took longer than ${deadlineMs} ms`)), deadlineMs);
+        }),
+      ]);
       this.failures.delete(key);
     } catch (err) {
       const attempts = (this.failures.get(key) ?? 0) + 1;
@@ -122,6 +131,7 @@ export class WorkQueue {
       this.options.onError?.(key, err, Math.round(delay));
       if (!this.stopped) this.addAfter(key, delay);
     } finally {
+      clearTimeout(timer);
       this.running.delete(key);
       this.active -= 1;
       if (this.dirty.delete(key) && !this.stopped) this.add(key);

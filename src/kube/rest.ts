@@ -13,6 +13,7 @@ export interface RestResponse {
 // pays a fresh TLS handshake (measured: ~15 grants/s and RSS growing by hundreds of MB at 2,000
 // tasks). One keep-alive agent per kubeconfig reuses connections instead.
 const agents = new WeakMap<k8s.KubeConfig, Agent>();
+const REQUEST_DEADLINE_MS = 30_000;
 
 function keepAliveAgent(kc: k8s.KubeConfig, tls: RequestOptions): Agent {
   let agent = agents.get(kc);
@@ -47,14 +48,22 @@ export async function rest(kc: k8s.KubeConfig, method: string, path: string, bod
   await kc.applyToHTTPSOptions(options);
   options.agent = keepAliveAgent(kc, options);
   return new Promise((resolve, reject) => {
+    // A hard deadline, not just socket idleness: a call that never settles would hold a worker
+    // (and, while granting, the agent's lock) for ever.
+    const deadline = setTimeout(() => req.destroy(new Error(`${method} ${path} did not complete within ${REQUEST_DEADLINE_MS} ms`)), REQUEST_DEADLINE_MS);
+    const settle = (fn: () => void) => {
+      clearTimeout(deadline);
+      fn();
+    };
     const req = request(`${cluster.server}${path}`, options, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
+      res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') })));
+      res.on('error', (err) => settle(() => reject(err)));
+      res.on('aborted', () => settle(() => reject(new Error(`${method} ${path}: response aborted`))));
     });
     req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
-    req.on('error', reject);
+    req.on('error', (err) => settle(() => reject(err)));
     req.end(payload);
   });
 }
