@@ -74,7 +74,7 @@ export class Informer<T extends KubeObject> {
   private lastEventAt = 0;
   private stopped = false;
   private abort?: AbortController;
-  private stallTimer?: NodeJS.Timeout;
+  private watchGeneration = 0;
   private loop?: Promise<void>;
   private syncedResolve?: () => void;
   readonly synced: Promise<void>;
@@ -171,7 +171,7 @@ export class Informer<T extends KubeObject> {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.stallTimer);
+    this.watchGeneration += 1;
     this.abort?.abort();
     await this.loop;
   }
@@ -251,26 +251,33 @@ export class Informer<T extends KubeObject> {
     }
   }
 
-  private armStallTimer(reject: (err: Error) => void): void {
-    clearTimeout(this.stallTimer);
-    const stallMs = this.options.stallMs ?? 150_000;
-    this.stallTimer = setTimeout(() => {
-      this.options.logger.warn({ resource: this.options.resource, silentMs: Date.now() - this.lastEventAt }, 'watch silent too long, restarting');
-      this.abort?.abort();
-      reject(new Error('watch stalled'));
-    }, stallMs);
-    this.stallTimer.unref();
-  }
-
+  /**
+   * One watch at a time. Events of a watch we already gave up on can still trickle in; they must
+   * neither touch the cache nor re-arm the stall timer, or they would disarm the current watch's
+   * stall detection (seen under a fault-injecting proxy: the informer then waited for ever).
+   */
   private watchOnce(): Promise<void> {
+    const generation = ++this.watchGeneration;
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      let stallTimer: NodeJS.Timeout | undefined;
+      const stallMs = this.options.stallMs ?? 150_000;
       const finish = (err?: Error) => {
         if (settled) return;
         settled = true;
-        clearTimeout(this.stallTimer);
+        clearTimeout(stallTimer);
+        if (generation === this.watchGeneration) this.watchGeneration += 1; // retire this watch
         if (err) reject(err);
         else resolve();
+      };
+      const arm = () => {
+        clearTimeout(stallTimer);
+        stallTimer = setTimeout(() => {
+          this.options.logger.warn({ resource: this.options.resource, silentMs: Date.now() - this.lastEventAt }, 'watch silent too long, restarting');
+          this.abort?.abort();
+          finish(new Error('watch stalled'));
+        }, stallMs);
+        stallTimer.unref();
       };
       const params: Record<string, string | number | boolean> = {
         resourceVersion: this.resourceVersion,
@@ -279,21 +286,22 @@ export class Informer<T extends KubeObject> {
       };
       if (this.options.labelSelector) params.labelSelector = this.options.labelSelector;
       this.lastEventAt = Date.now();
-      this.armStallTimer(finish);
+      arm();
       new k8s.Watch(this.options.kc)
         .watch(
           this.options.path,
           params,
           (phase: string, object: unknown) => {
+            if (settled || generation !== this.watchGeneration) return;
             this.lastEventAt = Date.now();
-            this.armStallTimer(finish);
+            arm();
             this.onWatchEvent(phase, object, finish);
           },
           (err: unknown) => finish(err ? new Error(`watch of ${this.options.resource} ended`, { cause: err }) : undefined),
         )
         .then((abort) => {
-          this.abort = abort;
-          if (this.stopped || settled) abort.abort();
+          if (settled || this.stopped) abort.abort();
+          else this.abort = abort;
         })
         .catch((err: unknown) => finish(new Error(`starting watch of ${this.options.resource}`, { cause: err })));
     });
