@@ -67,6 +67,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
   const ledger = new ConfigMapLedger(cluster.api, config.namespace, cluster.ledgers);
   const audit = new AuditTrail(logger, cluster);
   let stopping = false;
+  let startedUp = false;
   const controller = new TaskController({
     cluster,
     logger,
@@ -100,7 +101,8 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     host: config.healthHost,
     port: config.healthPort,
     registry: metrics.registry,
-    notReady: () => (stopping ? 'shutting down' : !cluster.synced ? 'caches not synced' : !engine.ready ? 'no valid policy set loaded' : undefined),
+    notReady: () =>
+      stopping ? 'shutting down' : !startedUp ? 'starting' : !cluster.synced ? 'caches not synced' : !engine.ready ? 'no valid policy set loaded' : undefined,
   });
 
   await Promise.all([cluster.start(), policySync.start()]);
@@ -117,9 +119,11 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
           validityMs: config.certValidityMs,
           logger,
         });
-  await certs.start();
+  // Start-up talks to the API server a few times more; a transient error there is retried
+  // rather than ending the process (readiness stays false meanwhile).
+  await retrying('starting the webhook certificate', () => certs.start(), logger);
   const keys = new KeyManager({ store: new SecretSigningKeyStore(cluster.api, config.namespace), logger });
-  await keys.start();
+  await retrying('loading the receipt signing keys', () => keys.start(), logger);
   const deps: WebhookDeps = {
     ...webhookDeps(cluster, reviews, logger, metrics),
     receipts: {
@@ -171,6 +175,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     : undefined;
   if (elector) elector.start();
   else controller.start();
+  startedUp = true;
   logger.info({ namespace: config.namespace, policyDir: config.policyDir, healthPort: health.port, webhookPort: webhook.port, revision: engine.revision }, 'taskgrant started');
 
   return {
@@ -225,4 +230,17 @@ function webhookDeps(cluster: KubeCluster, reviews: Reviews, logger: Logger, met
       canApprove: (user, namespace) => reviews.userCan(user, { verb: 'approve', group: 'taskgrant.io', resource: 'agenttasks', namespace }),
     },
   };
+}
+
+async function retrying(what: string, step: () => Promise<void>, logger: Logger, attempts = 10): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await step();
+    } catch (err) {
+      if (attempt >= attempts) throw new Error(`${what} failed ${attempts} times`, { cause: err });
+      const delay = Math.min(5_000, 200 * 2 ** (attempt - 1));
+      logger.warn({ err, attempt, retryInMs: delay }, `${what} failed; retrying`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }
