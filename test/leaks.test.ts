@@ -105,7 +105,10 @@ describe('no token leaks', () => {
     for (const token of tokens) expect(token).toMatch(JWT_PATTERN);
   });
 
-  it('writes none to the operator log at trace level', () => {
+  it('writes none to the operator log at trace level', async () => {
+    // An audit line follows its transition's Event (exactly-once recording), a moment after the
+    // status the scenario waited for.
+    await eventually(async () => /"to":"Denied"/.test(readFileSync(operator.logFile, 'utf8')) && /"to":"Completed"/.test(readFileSync(operator.logFile, 'utf8')), 'the audit lines');
     const log = readFileSync(operator.logFile, 'utf8');
     // The scan must be over the right, verbose, complete log: each task's story is in it.
     expect(log).toMatch(/"level":"(debug|trace)"/);
