@@ -6,7 +6,7 @@ SHELL := bash
 # Every recipe runs with the pinned toolchain first on PATH (Node 24 when the system one is too
 # old) and KUBEBUILDER_ASSETS pointing at the control-plane binaries.
 WITH_TOOLS := eval "$$(bash hack/toolchain.sh env)" &&
-JEST := node --experimental-vm-modules node_modules/jest/bin/jest.js
+JEST := node --expose-gc --experimental-vm-modules node_modules/jest/bin/jest.js
 
 .PHONY: help toolchain deps build typecheck lint test test-unit test-integration test-chaos chart-test cluster-up cluster-down run bench clean
 
