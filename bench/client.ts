@@ -13,6 +13,7 @@ interface KubeconfigFile {
 export interface Response {
   status: number;
   body: string;
+  bytes: Buffer;
 }
 
 export class BenchClient {
@@ -38,7 +39,10 @@ export class BenchClient {
       const req = request(`${this.server}${path}`, options, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () => {
+          const bytes = Buffer.concat(chunks);
+          resolve({ status: res.statusCode ?? 0, body: bytes.toString('utf8'), bytes });
+        });
       });
       req.on('error', reject);
       req.end(body === undefined ? undefined : JSON.stringify(body));

@@ -205,6 +205,12 @@ async function memoryProfile(pid: number, healthPort: number): Promise<Record<st
   };
 }
 
+/** User + system CPU time of a process so far (clock ticks are 10 ms on Linux). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -216,7 +222,7 @@ async function startOperator(kubeconfig: string, operatorNs: string, dir: string
   const webhookPort = await freePort();
   const child = spawn(
     process.execPath,
-    [...OPERATOR_NODE_FLAGS, join(root, 'dist/src/main.js'), `--kubeconfig=${kubeconfig}`, `--namespace=${operatorNs}`, `--policy-dir=${join(root, 'policies')}`, `--health-port=${healthPort}`, `--webhook-port=${webhookPort}`, '--install', '--log-level=warn', '--workers=16'],
+    [...OPERATOR_NODE_FLAGS, ...(process.env.BENCH_OPERATOR_FLAGS ?? '').split(' ').filter(Boolean), join(root, 'dist/src/main.js'), `--kubeconfig=${kubeconfig}`, `--namespace=${operatorNs}`, `--policy-dir=${join(root, 'policies')}`, `--health-port=${healthPort}`, `--webhook-port=${webhookPort}`, '--install', '--log-level=warn', '--workers=16'],
     { stdio: ['ignore', 'ignore', 'pipe'], cwd: root, env: { ...process.env, MALLOC_ARENA_MAX: '2' } },
   );
   let stderr = '';
@@ -233,7 +239,7 @@ async function startOperator(kubeconfig: string, operatorNs: string, dir: string
   return { child, healthPort };
 }
 
-/** The V8 flags the image and `make run` start the operator with (see Dockerfile). */
+/** The V8 flags the image and `make run` start the operator with (see Dockerfile); BENCH_OPERATOR_FLAGS adds more (e.g. --cpu-prof). */
 const OPERATOR_NODE_FLAGS = ['--max-semi-space-size=4'];
 
 const taskPath = (ns: string, name = '') => `/apis/taskgrant.io/v1alpha1/namespaces/${ns}/agenttasks${name ? `/${name}` : ''}`;
@@ -250,8 +256,9 @@ async function namespace(client: BenchClient, name: string): Promise<string> {
   return name;
 }
 
-async function benchAdmissionE2E(env: Env): Promise<void> {
-  const ns = await namespace(env.client, 'bench-admission');
+/** A granted task and a pod creator for it: labelled pods go through our webhook, plain ones do not. */
+async function admissionTarget(env: Env, nsName: string): Promise<(i: number, labelled: boolean) => Promise<void>> {
+  const ns = await namespace(env.client, nsName);
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
   await watcher.start();
   await env.client.must('POST', taskPath(ns), taskBody('e2e', 'e2e-agent', { maxPods: 100 }));
@@ -265,10 +272,14 @@ async function benchAdmissionE2E(env: Env): Promise<void> {
     metadata: { name: `p-${labelled ? 'l' : 'u'}-${i}`, labels: labelled ? { 'taskgrant.io/task': 'e2e' } : { app: 'plain' } },
     spec: { containers: [{ name: 'a', image: 'registry.invalid/a:1' }] },
   });
-  const create = async (i: number, labelled: boolean) => {
+  return async (i: number, labelled: boolean) => {
     const res = await env.client.call('POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, pod(i, labelled));
     if (res.status !== 201) throw new Error(`pod create ${res.status}: ${res.body.slice(0, 200)}`);
   };
+}
+
+async function benchAdmissionE2E(env: Env): Promise<void> {
+  const create = await admissionTarget(env, 'bench-admission');
   const measure = async (concurrency: number, count: number) => {
     await timed(50, concurrency, (i) => create(i, true));
     await timed(50, concurrency, (i) => create(i, false));
@@ -280,9 +291,19 @@ async function benchAdmissionE2E(env: Env): Promise<void> {
     }
     return { labelled, plain };
   };
+  const connectionsBefore = await operatorMetric(env, 'taskgrant_webhook_connections_total');
+  const webhookBefore = await webhookCallStats(env);
+  const cpuBefore = cpuMs(env.operator.pid!);
   const c1 = await measure(1, 400);
+  const webhookMiddle = await webhookCallStats(env);
+  const cpuMiddle = cpuMs(env.operator.pid!);
   const c32 = await measure(32, 1280);
-  Object.assign(results.admission!, {
+  const webhookAfter = await webhookCallStats(env);
+  const cpuAfter = cpuMs(env.operator.pid!);
+  const mean = (a: { sum: number; count: number }, b: { sum: number; count: number }) => round(((b.sum - a.sum) / Math.max(1, b.count - a.count)) * 1000);
+  const connections = (await operatorMetric(env, 'taskgrant_webhook_connections_total')) - connectionsBefore;
+  log(`admission: ${webhookAfter.count - webhookBefore.count} webhook calls over ${connections} new connection(s)`);
+  results.admission = { ...results.admission,
     e2e_c1_p50_ms: round(percentile(c1.labelled, 50)),
     e2e_c1_baseline_p50_ms: round(percentile(c1.plain, 50)),
     e2e_c1_p50_ratio: round(percentile(c1.labelled, 50) / percentile(c1.plain, 50), 2),
@@ -291,7 +312,64 @@ async function benchAdmissionE2E(env: Env): Promise<void> {
     e2e_baseline_p50_ms: round(percentile(c32.plain, 50)),
     e2e_p50_ratio: round(percentile(c32.labelled, 50) / percentile(c32.plain, 50), 2),
     e2e_p99_ratio: round(percentile(c32.labelled, 99) / percentile(c32.plain, 99), 2),
-  });
+    // As the API server sees it: the mean time of one call to our webhook, connection included.
+    apiserver_webhook_c1_mean_ms: mean(webhookBefore, webhookMiddle),
+    apiserver_webhook_mean_ms: mean(webhookMiddle, webhookAfter),
+    // The operator's CPU time per webhook call (everything it did in the phase, over the calls).
+    operator_cpu_per_call_c1_ms: round((cpuMiddle - cpuBefore) / Math.max(1, webhookMiddle.count - webhookBefore.count)),
+    operator_cpu_per_call_ms: round((cpuAfter - cpuMiddle) / Math.max(1, webhookAfter.count - webhookMiddle.count)),
+    webhook_connections: connections,
+  };
+}
+
+/**
+ * Not part of the default run (BENCH_ONLY=profile): where the CPU goes while pods are created at
+ * concurrency 32, labelled and plain, as kube-apiserver CPU profiles (bench/results/apiserver-*.pb.gz,
+ * read with `go tool pprof -top`) beside each phase's rate and the operator's CPU time.
+ */
+async function profileAdmission(env: Env): Promise<void> {
+  const create = await admissionTarget(env, 'bench-profile');
+  const out = join(root, 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  const profile: Record<string, number> = {};
+  for (const labelled of [true, false]) {
+    const kind = labelled ? 'labelled' : 'plain';
+    let stop = false;
+    let done = 0;
+    const load = runPool(Array.from({ length: 32 }, (_, w) => w), 32, async (w) => {
+      for (let i = 0; !stop && i < 5_000; i += 1) {
+        await create(w * 10_000 + i, labelled);
+        done += 1;
+      }
+    });
+    await sleep(1000);
+    const [cpu0, done0, t0] = [cpuMs(env.operator.pid!), done, performance.now()];
+    const res = await env.client.call('GET', '/debug/pprof/profile?seconds=8');
+    const seconds = (performance.now() - t0) / 1000;
+    profile[`${kind}_per_s`] = round((done - done0) / seconds, 1);
+    profile[`${kind}_operator_cpu_pct`] = round((cpuMs(env.operator.pid!) - cpu0) / 10 / seconds, 1);
+    stop = true;
+    await load;
+    if (res.status === 200) writeFileSync(join(out, `apiserver-${kind}.pb.gz`), res.bytes);
+    else log(`apiserver profile: ${res.status} ${res.body.slice(0, 200)}`);
+  }
+  results.profile = profile;
+}
+
+async function operatorMetric(env: Env, name: string): Promise<number> {
+  const text = await fetch(`http://127.0.0.1:${env.healthPort}/metrics`).then((r) => r.text());
+  return Number(new RegExp(`^${name} ([0-9.e+]+)`, 'm').exec(text)?.[1] ?? 0);
+}
+
+/** kube-apiserver's own histogram of mutating webhook calls (all of ours: only task pods reach it here). */
+async function webhookCallStats(env: Env): Promise<{ sum: number; count: number }> {
+  const res = await env.client.call('GET', '/metrics');
+  const total = (suffix: string) =>
+    res.body
+      .split('\n')
+      .filter((l) => l.startsWith(`apiserver_admission_webhook_admission_duration_seconds_${suffix}{`) && l.includes('type="admit"'))
+      .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  return { sum: total('sum'), count: total('count') };
 }
 
 async function benchGrant(env: Env): Promise<void> {
@@ -322,6 +400,7 @@ async function benchGrant(env: Env): Promise<void> {
   };
   await timed(10, 1, (i) => ours(1000 + i));
   await timed(10, 1, (i) => baseline(1000 + i));
+  const policyBefore = [await operatorMetric(env, 'taskgrant_policy_evaluation_seconds_sum'), await operatorMetric(env, 'taskgrant_policy_evaluation_seconds_count')];
   const ourSamples: number[] = [];
   const baseSamples: number[] = [];
   for (let i = 0; i < n; i += 1) {
@@ -329,8 +408,12 @@ async function benchGrant(env: Env): Promise<void> {
     baseSamples.push(...(await timed(1, 1, () => baseline(i))));
   }
   watcher.stop();
+  const policyAfter = [await operatorMetric(env, 'taskgrant_policy_evaluation_seconds_sum'), await operatorMetric(env, 'taskgrant_policy_evaluation_seconds_count')];
   results.grant = {
+    ...results.grant,
     n,
+    // Inside the operator, one decision at a time (caches cold between tasks), as its own histogram saw it.
+    operator_policy_mean_ms: round(((policyAfter[0]! - policyBefore[0]!) / Math.max(1, policyAfter[1]! - policyBefore[1]!)) * 1000),
     p50_ms: round(percentile(ourSamples, 50)),
     p99_ms: round(percentile(ourSamples, 99)),
     baseline_p50_ms: round(percentile(baseSamples, 50)),
@@ -351,7 +434,7 @@ async function benchBurst(env: Env): Promise<void> {
   const times = await Promise.all(granted);
   const elapsed = (Math.max(...times) - start) / 1000;
   watcher.stop();
-  Object.assign(results.grant!, { burst_n: n, burst_seconds: round(elapsed, 2), burst_per_s: round(n / elapsed, 1) });
+  results.grant = { ...results.grant, burst_n: n, burst_seconds: round(elapsed, 2), burst_per_s: round(n / elapsed, 1) };
 }
 
 async function mintPodToken(env: Env, ns: string, sa: string, pod: { metadata: { name: string; uid: string } }): Promise<string> {
@@ -411,7 +494,7 @@ async function benchRevokePod(env: Env): Promise<void> {
     samples.push((await waitRejected(env, ns, g.sa, g.tokens)) - start);
   }
   watcher.stop();
-  results.revoke = { pod_n: samples.length, pod_p50_ms: round(percentile(samples, 50)), pod_p99_ms: round(percentile(samples, 99)) };
+  results.revoke = { ...results.revoke, pod_n: samples.length, pod_p50_ms: round(percentile(samples, 50)), pod_p99_ms: round(percentile(samples, 99)) };
 }
 
 async function benchRevokeTtl(env: Env): Promise<void> {
@@ -424,7 +507,7 @@ async function benchRevokeTtl(env: Env): Promise<void> {
   const offset = Date.now() - performance.now();
   const samples = await Promise.all(grants.map(async (g) => (await waitRejected(env, ns, g.sa, g.tokens)) + offset - g.expiresAt));
   watcher.stop();
-  Object.assign(results.revoke!, { ttl_n: samples.length, ttl_p50_ms: round(percentile(samples, 50)), ttl_p99_ms: round(percentile(samples, 99)) });
+  results.revoke = { ...results.revoke, ttl_n: samples.length, ttl_p50_ms: round(percentile(samples, 50)), ttl_p99_ms: round(percentile(samples, 99)) };
 }
 
 async function benchMemory(env: Env, idleMb: number): Promise<void> {
@@ -498,17 +581,23 @@ function table(machine: string): string {
   return lines.join('\n');
 }
 
+/** BENCH_ONLY=admission,grant runs just those parts (for working on one figure); unset runs all. */
+const only = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
+async function part(name: string, title: string, run: () => Promise<void>): Promise<void> {
+  if (only.size > 0 && !only.has(name)) return;
+  log(title);
+  await run();
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`;
   results.machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version };
-  log('policy evaluation');
-  await benchPolicy();
-  log('admission handler (in-process)');
-  await benchAdmissionHandler();
+  await part('policy', 'policy evaluation', () => benchPolicy());
+  await part('handler', 'admission handler (in-process)', () => benchAdmissionHandler());
 
   const dir = mkdtempSync(join(tmpdir(), 'taskgrant-bench-'));
-  const plane = new ControlPlane({ dir, assets: kubeAssets(), mode: 'tethered' });
+  const plane = new ControlPlane({ dir, assets: kubeAssets(), mode: 'tethered', profiling: only.has('profile') });
   let operator: ChildProcess | undefined;
   try {
     const info = await plane.start();
@@ -520,30 +609,32 @@ async function main(): Promise<void> {
     await sleep(3000);
     const idleMb = rssMb(operator.pid!);
     log(`operator idle: ${idleMb} MB`);
-    log('admission end to end');
-    await benchAdmissionE2E(env);
-    log('grant latency vs baseline');
-    await benchGrant(env);
-    log('burst of 500 tasks');
-    await benchBurst(env);
-    log('revocation on pod success');
-    await benchRevokePod(env);
-    log('revocation on TTL');
-    await benchRevokeTtl(env);
-    log('memory: 2000 live tasks, then 5000 create/revoke cycles');
-    await benchMemory(env, idleMb);
+    await part('admission', 'admission end to end', () => benchAdmissionE2E(env));
+    if (only.has('profile')) await part('profile', 'kube-apiserver CPU profiles: labelled vs plain pods', () => profileAdmission(env));
+    await part('grant', 'grant latency vs baseline', () => benchGrant(env));
+    await part('burst', 'burst of 500 tasks', () => benchBurst(env));
+    await part('revoke', 'revocation on pod success', () => benchRevokePod(env));
+    await part('ttl', 'revocation on TTL', () => benchRevokeTtl(env));
+    await part('memory', 'memory: 2000 live tasks, then 5000 create/revoke cycles', () => benchMemory(env, idleMb));
     client.close();
   } finally {
-    operator?.kill('SIGTERM');
+    if (operator && operator.exitCode === null) {
+      // Waited for, so a profile asked for with BENCH_OPERATOR_FLAGS is written before we go.
+      const exited = new Promise((resolve) => operator!.once('exit', resolve));
+      operator.kill('SIGTERM');
+      await Promise.race([exited, sleep(15_000)]);
+    }
     await plane.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   results.machine.duration_s = Math.round((Date.now() - started) / 1000);
   const out = join(root, 'bench', 'results');
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  // A partial run (BENCH_ONLY) never stands in for the full one.
+  const stem = only.size === 0 ? 'latest' : 'partial';
+  writeFileSync(join(out, `${stem}.json`), `${JSON.stringify(results, null, 2)}\n`);
   const md = table(machine);
-  writeFileSync(join(out, 'latest.md'), `${md}\n`);
+  writeFileSync(join(out, `${stem}.md`), `${md}\n`);
   process.stdout.write(`${md}\n`);
 }
 

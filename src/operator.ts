@@ -138,6 +138,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     port: config.webhookPort,
     host: config.webhookHost,
     tls: () => certs.current(),
+    onConnection: () => metrics.webhookConnections.inc(),
   });
   if (config.install) {
     await installWebhookConfigurations(kc, WEBHOOK_ROUTES, {

@@ -96,10 +96,13 @@ export class FakeCluster implements ClusterView, ClusterWriter {
 
 export class FakeLedger implements GrantLedger {
   readonly byAgent = new Map<string, LedgerEntry[]>();
+  /** Set to make appends fail the way a lost write does (a conflict, a dropped connection). */
+  failAppends = false;
   async entries(namespace: string, agent: string) {
     return [...(this.byAgent.get(`${namespace}/${agent}`) ?? [])];
   }
   async append(namespace: string, agent: string, entry: LedgerEntry) {
+    if (this.failAppends) throw new Error('ledger write lost');
     const list = this.byAgent.get(`${namespace}/${agent}`) ?? [];
     if (!list.some((e) => e.uid === entry.uid)) list.push(entry);
     this.byAgent.set(`${namespace}/${agent}`, list);

@@ -19,12 +19,15 @@ beforeAll(async () => {
 });
 
 function setup(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'> = engine) {
+  return setupWith(policy, new Metrics());
+}
+
+function setupWith(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'>, metrics: Metrics) {
   const cluster = new FakeCluster();
   const ledger = new FakeLedger();
   const clock = new FakeClock();
   const requeues: Array<[string, number]> = [];
   const logger = silentLogger();
-  const metrics = new Metrics();
   const reconciler = new Reconciler({
     view: cluster,
     writer: cluster,
@@ -61,6 +64,45 @@ describe('Reconciler: requests', () => {
     expect(requeues).toContainEqual(['team-a/read', 15 * 60_000]);
     expect(await ledger.entries('team-a', 'log-summarizer')).toHaveLength(1);
     expect(cluster.events.map((e) => e.reason)).toEqual(['PolicyAllowed']);
+  });
+
+  it('never writes Granted when the ledger entry was not written, and the retry grants once', async () => {
+    const { cluster, run, ledger } = setup();
+    const task = cluster.put(taskFixture('lost-entry'));
+    ledger.failAppends = true;
+    await expect(run(task)).rejects.toThrow(/reconciling task team-a\/lost-entry/);
+    expect(cluster.task('team-a', 'lost-entry')?.status?.phase).toBeUndefined();
+    expect(cluster.writes).not.toContain('status Granted');
+    ledger.failAppends = false;
+    const after = await run(cluster.task('team-a', 'lost-entry')!);
+    expect(after?.status?.phase).toBe('Granted');
+    expect(await ledger.entries('team-a', 'log-summarizer')).toHaveLength(1);
+    expect([...cluster.objects.values()].map((o) => o.kind).sort()).toEqual(['Role', 'RoleBinding', 'ServiceAccount']);
+  });
+
+  it('removes what a failed attempt left when the retry is denied', async () => {
+    let deny = false;
+    const policy = {
+      get ready() {
+        return engine.ready;
+      },
+      get revision() {
+        return engine.revision;
+      },
+      evaluate: (input: Parameters<PolicyEngine['evaluate']>[0]) =>
+        deny ? { type: 'deny' as const, revision: engine.revision ?? '', reason: 'the agent asked too often', determiningPolicies: ['test'], errors: [], tuples: [], approvalWouldAllow: false } : engine.evaluate(input),
+    };
+    const { cluster, run, ledger } = setup(policy);
+    const task = cluster.put(taskFixture('left-over'));
+    ledger.failAppends = true;
+    await expect(run(task)).rejects.toThrow();
+    expect(cluster.objects.size).toBe(3); // written beside the lost ledger entry
+    ledger.failAppends = false;
+    deny = true;
+    const after = await run(cluster.task('team-a', 'left-over')!);
+    expect(after?.status?.phase).toBe('Denied');
+    expect(cluster.objects.size).toBe(0);
+    expect(await ledger.entries('team-a', 'log-summarizer')).toHaveLength(0);
   });
 
   it('is idempotent: a second reconcile of a granted task writes nothing', async () => {
@@ -234,5 +276,17 @@ describe('Reconciler: revocation', () => {
     const after = await run(cluster.put(taskFixture('bad', { ttl: 'forever' })));
     expect(after?.status?.phase).toBe('Failed');
     expect(after?.status?.reason).toBe('InvalidSpec');
+  });
+});
+
+describe('Reconciler: metrics', () => {
+  it('counts one policy evaluation per decision (the engine times it, not the reconciler too)', async () => {
+    const metrics = new Metrics();
+    const counted = new PolicyEngine({ schemaText: readFileSync('policies/schema.cedarschema', 'utf8'), logger: silentLogger(), metrics });
+    expect(counted.load((await readPolicyDir('policies')).sources).type).toBe('loaded');
+    const { cluster, run } = setupWith(counted, metrics);
+    await run(cluster.put(taskFixture('counted')));
+    const { values } = await metrics.policyEvaluationSeconds.get();
+    expect(values.find((v) => v.metricName === 'taskgrant_policy_evaluation_seconds_count')?.value).toBe(1);
   });
 });

@@ -140,21 +140,32 @@ export class Reconciler {
 
     const approved = approval?.spec.decision === 'Approve';
     const agentKey = `${task.metadata.namespace}/${task.spec.agent}`;
+    // Held until the ledger entry is written, so the agent's next task is decided on a count that
+    // includes this grant.
     const result = await this.agentLocks.run(agentKey, async () => {
       const now = this.deps.clock.now();
       const entries = await this.deps.ledger.entries(task.metadata.namespace, task.spec.agent);
       const own = entries.find((e) => e.uid === task.metadata.uid);
       const others = entries.filter((e) => e.uid !== task.metadata.uid && e.at > now - this.deps.settings.reissueWindowMs);
       const decision = this.evaluate(task, approved, others, parent);
-      if (decision.type === 'allow' && !own) {
-        const entry: LedgerEntry = { uid: task.metadata.uid ?? '', task: task.metadata.name, at: now, ttlSeconds: ttlSeconds(task) };
-        await this.deps.ledger.append(task.metadata.namespace, task.spec.agent, entry, this.deps.settings.reissueWindowMs);
-        return { decision, issuedAt: now, others };
-      }
-      return { decision, issuedAt: own?.at ?? now, others };
+      const issuedAt = own?.at ?? now;
+      if (decision.type !== 'allow') return { decision, issuedAt, others, ceiling: undefined };
+      task = await this.ensureFinalizer(task);
+      // The ledger entry and the grant's objects in one round trip, not two: nothing is usable
+      // before the status says Granted (the webhook admits pods only then), and if either write
+      // fails the reconcile fails and its retry starts by removing what was written.
+      const entry: LedgerEntry = { uid: task.metadata.uid ?? '', task: task.metadata.name, at: now, ttlSeconds: ttlSeconds(task) };
+      const [ceiling] = await settleAll([
+        this.ensureObjects(task),
+        own ? Promise.resolve() : this.deps.ledger.append(task.metadata.namespace, task.spec.agent, entry, this.deps.settings.reissueWindowMs),
+      ]);
+      return { decision, issuedAt, others, ceiling };
     });
 
     const { decision } = result;
+    // Objects of a task the policy does not allow are what an earlier attempt left when it failed
+    // between writing them and writing Granted (its ledger entry may have failed): removed first.
+    if (decision.type !== 'allow') await this.ensureNothingLeft(task);
     switch (decision.type) {
       case 'error':
         await this.transition(task, { phase: 'Pending', reason: 'PolicyError', message: `Policy could not decide, so nothing is granted: ${decision.reason}.` });
@@ -179,14 +190,14 @@ export class Reconciler {
         });
       }
       case 'allow':
-        return this.grant(task, decision, result.issuedAt, parent, approval);
+        return this.grant(task, decision, result.issuedAt, result.ceiling, parent, approval);
       default:
         return assertNever(decision);
     }
   }
 
+  // Timed by the engine itself (taskgrant_policy_evaluation_seconds), once per decision.
   private evaluate(task: AgentTask, approved: boolean, recent: LedgerEntry[], parent: AgentTask | undefined): Decision {
-    const started = process.hrtime.bigint();
     try {
       return this.deps.policy.evaluate({
         task,
@@ -198,8 +209,6 @@ export class Reconciler {
     } catch (err) {
       // The engine is meant never to throw; if it does, that is a deny, not a crash.
       return { type: 'error', revision: this.deps.policy.revision, reason: `policy evaluation failed: ${(err as Error).message}`, errors: [String(err)] };
-    } finally {
-      this.deps.metrics.policyEvaluationSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     }
   }
 
@@ -247,9 +256,15 @@ export class Reconciler {
 
   // ---- granting -----------------------------------------------------------------------------
 
-  private async grant(task: AgentTask, decision: Extract<Decision, { type: 'allow' }>, issuedAt: number, parent: AgentTask | undefined, approval: TaskApproval | undefined): Promise<void> {
-    task = await this.ensureFinalizer(task);
-    const ceiling = await this.ensureObjects(task);
+  /** Writes Granted once the objects are in place (`ceiling`: why they could not be). */
+  private async grant(
+    task: AgentTask,
+    decision: Extract<Decision, { type: 'allow' }>,
+    issuedAt: number,
+    ceiling: string | undefined,
+    parent: AgentTask | undefined,
+    approval: TaskApproval | undefined,
+  ): Promise<void> {
     if (ceiling) {
       await this.deleteObjects(task);
       this.deps.metrics.grantFailures.inc({ reason: 'CeilingExceeded' });
@@ -289,9 +304,8 @@ export class Reconciler {
     const hasAccount = view.serviceAccountsOfTask(uid).some((sa) => sa.metadata.name === desired.serviceAccount.metadata.name && sa.metadata.namespace === desired.serviceAccount.metadata.namespace);
     try {
       // All at once: a RoleBinding may name a ServiceAccount that does not exist yet, and nothing
-      // is usable before the status says Granted (the webhook admits pods only then). Settled, not
-      // raced: a refusal must not leave a sibling create landing after the clean-up that follows.
-      const settled = await Promise.allSettled([
+      // is usable before the status says Granted (the webhook admits pods only then).
+      await settleAll([
         hasAccount ? Promise.resolve() : writer.create('ServiceAccount', desired.serviceAccount),
         ...desired.roles.map(async (role) => {
           const existing = roles.find((r) => r.metadata.namespace === role.metadata.namespace && r.metadata.name === role.metadata.name);
@@ -308,8 +322,6 @@ export class Reconciler {
           }
         }),
       ]);
-      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
     } catch (err) {
       const ceiling = ceilingMessage(err);
       if (ceiling) return ceiling;
@@ -527,6 +539,17 @@ function terminatingNamespace(err: unknown): string | undefined {
     if (m) return m[1];
   }
   return undefined;
+}
+
+/**
+ * Like Promise.all, but waits for every promise before failing: a refusal must not leave a
+ * sibling write landing after the clean-up that follows it.
+ */
+async function settleAll<T extends readonly unknown[]>(work: readonly [...{ [K in keyof T]: Promise<T[K]> }]): Promise<T> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 function capitalize(text: string): string {

@@ -24,6 +24,7 @@ export class Metrics {
   readonly queueDepth = new Gauge({ name: 'taskgrant_workqueue_depth', help: 'Keys waiting in the reconcile queue.', registers: [this.registry] });
   readonly watchRestarts = new Counter({ name: 'taskgrant_watch_restarts_total', help: 'Informer watch restarts, by resource.', labelNames: ['resource'] as const, registers: [this.registry] });
   readonly admissionSeconds = new Histogram({ name: 'taskgrant_admission_duration_seconds', help: 'Admission handler latency, by handler.', labelNames: ['handler'] as const, buckets: latencyBuckets, registers: [this.registry] });
+  readonly webhookConnections = new Counter({ name: 'taskgrant_webhook_connections_total', help: 'TCP connections accepted by the webhook server (a climbing rate means callers are not reusing connections).', registers: [this.registry] });
   readonly admissionDecisions = new Counter({ name: 'taskgrant_admission_decisions_total', help: 'Admission answers, by handler and result (allowed, denied, error).', labelNames: ['handler', 'result'] as const, registers: [this.registry] });
   readonly receiptsIssued = new Counter({ name: 'taskgrant_receipts_issued_total', help: 'Task receipts issued by the token exchange.', registers: [this.registry] });
   readonly receiptRequests = new Counter({ name: 'taskgrant_token_exchange_requests_total', help: 'Token exchange and verify requests, by endpoint and result.', labelNames: ['endpoint', 'result'] as const, registers: [this.registry] });

@@ -22,6 +22,8 @@ export interface ServeOptions {
   requestTimeoutMs?: number;
   /** How long close() lets in-flight requests finish before cutting connections (default 5 s). */
   closeGraceMs?: number;
+  /** Called for every TLS connection accepted: the API server should reuse a handful, not open one per call. */
+  onConnection?: () => void;
 }
 
 export interface HttpsHandle {
@@ -86,6 +88,7 @@ export async function serveHttps(app: RequestListener, options: ServeOptions): P
   // Prepended so it runs before the TLS layer's own 'connection' listener builds the socket
   // from the server's default context.
   server.prependListener('connection', () => {
+    options.onConnection?.();
     const { material, changed } = contexts.refresh();
     if (changed) server.setSecureContext({ cert: material.cert, key: material.key, minVersion: 'TLSv1.2' });
   });

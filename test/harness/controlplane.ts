@@ -23,6 +23,8 @@ export interface ControlPlaneOptions {
    */
   mode: 'tethered' | 'detached';
   startTimeoutMs?: number;
+  /** Serve kube-apiserver's /debug/pprof (off unless a benchmark asks for CPU profiles). */
+  profiling?: boolean;
 }
 
 export interface ControlPlaneInfo {
@@ -146,7 +148,7 @@ export class ControlPlane {
       `--service-account-signing-key-file=${files.saKey}`,
       '--service-cluster-ip-range=10.0.0.0/24',
       '--allow-privileged=true',
-      '--profiling=false',
+      `--profiling=${this.options.profiling === true}`,
       '--v=1',
     ]);
     this.info = { kubeconfigPath, server, caPem: ca.certPem, issuer };
