@@ -30,7 +30,8 @@ COPY bin ./bin
 USER 1000:1000
 EXPOSE 8080 9443
 # Memory: a small young generation (V8 reserves 64 MB of semi-space by default, mostly idle for a
-# controller) and two malloc arenas (glibc otherwise keeps one per thread, fragmenting). Measured
-# by `make bench` (memory.*).
+# controller), two malloc arenas (glibc otherwise keeps one per thread, fragmenting), and Cedar's
+# WebAssembly compiled on the main thread (background compile threads leave about 30 MB of
+# compiler memory behind). Measured by `make bench` (memory.*).
 ENV MALLOC_ARENA_MAX=2
-ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/src/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--wasm-num-compilation-tasks=0", "dist/src/main.js"]

@@ -240,7 +240,7 @@ async function startOperator(kubeconfig: string, operatorNs: string, dir: string
 }
 
 /** The V8 flags the image and `make run` start the operator with (see Dockerfile); BENCH_OPERATOR_FLAGS adds more (e.g. --cpu-prof). */
-const OPERATOR_NODE_FLAGS = ['--max-semi-space-size=4'];
+const OPERATOR_NODE_FLAGS = ['--max-semi-space-size=4', '--wasm-num-compilation-tasks=0'];
 
 const taskPath = (ns: string, name = '') => `/apis/taskgrant.io/v1alpha1/namespaces/${ns}/agenttasks${name ? `/${name}` : ''}`;
 const permissions = [{ apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list'] }];
@@ -524,6 +524,11 @@ async function benchMemory(env: Env, idleMb: number): Promise<void> {
   const loadedMb = rssMb(pid);
   const profile = await memoryProfile(pid, env.healthPort);
   log(`memory with ${live} live tasks: ${loadedMb} MB ${JSON.stringify(profile)}`);
+  if (process.env.BENCH_HEAP_SNAPSHOT) {
+    // With BENCH_OPERATOR_FLAGS=--heapsnapshot-signal=SIGUSR2: a snapshot of the loaded operator.
+    process.kill(pid, 'SIGUSR2');
+    await sleep(30_000);
+  }
   const gone = names.map((n) => watcher.waitFor(n, ['Deleted'], 300_000));
   await runPool(names, 64, async (name) => void (await env.client.must('DELETE', taskPath(ns, name))));
   await Promise.all(gone);

@@ -54,7 +54,7 @@ export interface OperatorOverrides {
 export async function startOperator(config: Readonly<Config>, overrides: OperatorOverrides = {}): Promise<Operator> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
   const metrics = overrides.metrics ?? new Metrics({ defaultMetrics: true });
-  const kc = loadKubeConfig(config.kubeconfig);
+  const kc = await loadKubeConfig(config.kubeconfig);
   const schemaText = await readFile(join(config.policyDir, SCHEMA_FILE), 'utf8');
   const engine = new PolicyEngine({ schemaText, logger, metrics });
 

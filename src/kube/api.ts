@@ -1,6 +1,6 @@
 // Typed JSON calls on top of rest(): one error type carrying the HTTP status, so callers can
 // tell "already gone" (404) or "lost a race" (409) from a real failure.
-import type * as k8s from '@kubernetes/client-node';
+import type { KubeConfig } from './client.js';
 import { rest, statusMessage } from './rest.js';
 
 export class KubeError extends Error {
@@ -43,7 +43,7 @@ const patchContentType: Record<PatchType, string> = {
 };
 
 export class KubeApi {
-  constructor(readonly kc: k8s.KubeConfig) {}
+  constructor(readonly kc: KubeConfig) {}
 
   private async call<T>(method: string, path: string, body?: unknown, contentType?: string): Promise<T> {
     const res = await rest(this.kc, method, path, body, contentType);

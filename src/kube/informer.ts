@@ -2,10 +2,10 @@
 // (410 Gone) and miss deletions. It restarts with backoff, re-lists on 410 and on a schedule
 // (diffing the store so missed deletions still fire), and restarts a watch that has been
 // silent for longer than bookmarks allow.
-import * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { rest, statusMessage } from './rest.js';
+import type { KubeConfig } from './client.js';
+import { rest, statusMessage, watch, type WatchHandle } from './rest.js';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -17,7 +17,7 @@ export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (event: InformerEvent, object: T, old?: T) => void;
 
 export interface InformerOptions {
-  kc: k8s.KubeConfig;
+  kc: KubeConfig;
   /** Collection path, e.g. `/api/v1/pods` or `/apis/taskgrant.io/v1alpha1/agenttasks`. */
   path: string;
   /** Bounded metric label, e.g. `agenttasks`. */
@@ -73,7 +73,7 @@ export class Informer<T extends KubeObject> {
   private lastListAt = 0;
   private lastEventAt = 0;
   private stopped = false;
-  private abort?: AbortController;
+  private abort?: WatchHandle;
   private watchGeneration = 0;
   private loop?: Promise<void>;
   private syncedResolve?: () => void;
@@ -287,18 +287,18 @@ export class Informer<T extends KubeObject> {
       if (this.options.labelSelector) params.labelSelector = this.options.labelSelector;
       this.lastEventAt = Date.now();
       arm();
-      new k8s.Watch(this.options.kc)
-        .watch(
-          this.options.path,
-          params,
-          (phase: string, object: unknown) => {
-            if (settled || generation !== this.watchGeneration) return;
-            this.lastEventAt = Date.now();
-            arm();
-            this.onWatchEvent(phase, object, finish);
-          },
-          (err: unknown) => finish(err ? new Error(`watch of ${this.options.resource} ended`, { cause: err }) : undefined),
-        )
+      watch(
+        this.options.kc,
+        this.options.path,
+        params,
+        (phase: string, object: unknown) => {
+          if (settled || generation !== this.watchGeneration) return;
+          this.lastEventAt = Date.now();
+          arm();
+          this.onWatchEvent(phase, object, finish);
+        },
+        (err?: Error) => finish(err ? new Error(`watch of ${this.options.resource} ended`, { cause: err }) : undefined),
+      )
         .then((abort) => {
           if (settled || this.stopped) abort.abort();
           else this.abort = abort;

@@ -1,8 +1,16 @@
-// Raw JSON requests with the kubeconfig's credentials. Used where client-node's typed
-// serializer would rewrite the body: it only knows its model property names, so raw manifests
-// lose fields such as `enum`, `default` and `x-kubernetes-validations` on the way out.
+// Raw JSON requests and watch streams with the kubeconfig's credentials: the operator's one way
+// to the API server. Not client-node's typed client: its serializer only knows its model property
+// names, so raw manifests lose fields such as `enum`, `default` and `x-kubernetes-validations` on
+// the way out, and its import alone costs the operator about 40 MB (see client.ts).
 import { Agent, request, type RequestOptions } from 'node:https';
-import type * as k8s from '@kubernetes/client-node';
+import type { KubeConfig } from './client.js';
+
+/** Any object with the fields a REST path is built from. */
+export interface KubernetesObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string };
+}
 
 export interface RestResponse {
   status: number;
@@ -12,10 +20,10 @@ export interface RestResponse {
 // client-node's cached https.Agent is created without keepAlive, so every request through it
 // pays a fresh TLS handshake (measured: ~15 grants/s and RSS growing by hundreds of MB at 2,000
 // tasks). One keep-alive agent per kubeconfig reuses connections instead.
-const agents = new WeakMap<k8s.KubeConfig, Agent>();
+const agents = new WeakMap<KubeConfig, Agent>();
 const REQUEST_DEADLINE_MS = 30_000;
 
-function keepAliveAgent(kc: k8s.KubeConfig, tls: RequestOptions): Agent {
+function keepAliveAgent(kc: KubeConfig, tls: RequestOptions): Agent {
   let agent = agents.get(kc);
   if (!agent) {
     agent = new Agent({
@@ -32,7 +40,7 @@ function keepAliveAgent(kc: k8s.KubeConfig, tls: RequestOptions): Agent {
   return agent;
 }
 
-export async function rest(kc: k8s.KubeConfig, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<RestResponse> {
+export async function rest(kc: KubeConfig, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<RestResponse> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
   const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
@@ -68,6 +76,76 @@ export async function rest(kc: k8s.KubeConfig, method: string, path: string, bod
   });
 }
 
+export interface WatchHandle {
+  /** Ends the stream; `onEnd` is not called for an abort. */
+  abort(): void;
+}
+
+/**
+ * Streams a watch: one JSON event per line, handed to `onEvent` as (type, object). `onEnd` is
+ * called once, with an error unless the server closed the stream normally (its timeoutSeconds).
+ * No deadline here: a watch is long-lived, and the informer restarts one that goes silent.
+ */
+export async function watch(
+  kc: KubeConfig,
+  path: string,
+  query: Record<string, string | number | boolean>,
+  onEvent: (type: string, object: unknown) => void,
+  onEnd: (err?: Error) => void,
+): Promise<WatchHandle> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  const params = new URLSearchParams(Object.entries({ ...query, watch: true }).map(([k, v]) => [k, String(v)]));
+  const options: RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
+  await kc.applyToHTTPSOptions(options);
+  options.agent = keepAliveAgent(kc, options);
+  let ended = false;
+  const end = (err?: Error) => {
+    if (ended) return;
+    ended = true;
+    onEnd(err);
+  };
+  const req = request(`${cluster.server}${path}?${params.toString()}`, options, (res) => {
+    res.setEncoding('utf8');
+    if (res.statusCode !== 200) {
+      let body = '';
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => end(new Error(`watch ${path}: ${res.statusCode ?? 0} ${statusMessage(body)}`)));
+      return;
+    }
+    let pending = '';
+    res.on('data', (chunk: string) => {
+      pending += chunk;
+      let newline: number;
+      while ((newline = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        if (line.trim() === '' || ended) continue;
+        let event: { type?: unknown; object?: unknown };
+        try {
+          event = JSON.parse(line) as typeof event;
+        } catch {
+          req.destroy();
+          end(new Error(`watch ${path}: an event that is not JSON`));
+          return;
+        }
+        onEvent(String(event.type), event.object);
+      }
+    });
+    res.on('end', () => end());
+    res.on('error', (err) => end(err));
+    res.on('aborted', () => end(new Error(`watch ${path}: stream aborted`)));
+  });
+  req.on('error', (err) => end(err));
+  req.end();
+  return {
+    abort: () => {
+      ended = true;
+      req.destroy();
+    },
+  };
+}
+
 /** The message of a Kubernetes Status body, or the raw body. */
 export function statusMessage(body: string): string {
   try {
@@ -87,9 +165,9 @@ interface ResourceInfo {
 export class ResourcePaths {
   private readonly cache = new Map<string, Map<string, ResourceInfo>>();
 
-  constructor(private readonly kc: k8s.KubeConfig) {}
+  constructor(private readonly kc: KubeConfig) {}
 
-  async pathOf(object: k8s.KubernetesObject): Promise<string> {
+  async pathOf(object: KubernetesObject): Promise<string> {
     const { apiVersion, kind, metadata } = object;
     if (!apiVersion || !kind || !metadata?.name) throw new Error('an object needs apiVersion, kind and metadata.name');
     const resources = await this.discover(apiVersion);

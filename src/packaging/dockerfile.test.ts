@@ -133,10 +133,19 @@ describe('Dockerfile', () => {
     expect(entrypoint[0]).toBe('node');
     expect(entrypoint.at(-1)).toBe('dist/src/main.js');
     // The memory settings make bench measures the operator with.
-    expect(entrypoint).toContain('--max-semi-space-size=4');
+    expect(entrypoint).toEqual(expect.arrayContaining(['--max-semi-space-size=4', '--wasm-num-compilation-tasks=0']));
     expect(final.some((i) => i.op === 'ENV' && /MALLOC_ARENA_MAX=2/.test(i.args))).toBe(true);
     const user = final.findLast((i) => i.op === 'USER')?.args ?? '';
     // The kubelet can only verify runAsNonRoot for a numeric uid.
     expect(user).toMatch(/^[1-9][0-9]*(:[0-9]+)?$/);
+  });
+
+  it('starts the operator with the same Node flags as make run and make bench (what bench measures is what ships)', () => {
+    const final = dockerfile.filter((i) => i.stage === finalStage);
+    const entrypoint = JSON.parse(final.find((i) => i.op === 'ENTRYPOINT')?.args ?? '[]') as string[];
+    const flags = entrypoint.filter((arg) => arg.startsWith('--'));
+    expect(flags.length).toBeGreaterThan(0);
+    expect(read('hack/run.sh')).toContain(`exec node ${flags.join(' ')} dist/src/main.js`);
+    expect(read('bench/run.ts')).toContain(`const OPERATOR_NODE_FLAGS = [${flags.map((f) => `'${f}'`).join(', ')}];`);
   });
 });

@@ -8,10 +8,9 @@ import * as k8s from '@kubernetes/client-node';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeApi } from '../../src/kube/api.js';
-import { kubeConfigForToken } from '../../src/kube/client.js';
 import { LeaderElector } from '../../src/kube/leader.js';
 import { freePort } from '../harness/controlplane.js';
-import { adminConfig, createNamespace, eventually, refusalMessage, statusOfCall, uniqueName } from '../harness/kube.js';
+import { adminConfig, createNamespace, eventually, refusalMessage, statusOfCall, tokenConfig, uniqueName } from '../harness/kube.js';
 import { repoRoot } from '../harness/paths.js';
 import { spawnOperator, type OperatorProcess } from '../harness/process.js';
 import { canApprove, canCreate, userWith } from '../harness/security.js';
@@ -49,7 +48,7 @@ beforeAll(async () => {
   // The operator's credentials: a token of the chart's ServiceAccount, nothing else.
   const token = (await tasks.core.createNamespacedServiceAccountToken({ name: FULLNAME, namespace: releaseNs, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status?.token;
   if (!token) throw new Error('no token for the operator ServiceAccount');
-  operatorKc = kubeConfigForToken(admin, token);
+  operatorKc = tokenConfig(admin, token);
   mkdirSync(logDir(), { recursive: true });
   operatorKubeconfig = join(logDir(), `${releaseNs}.kubeconfig`);
   writeFileSync(operatorKubeconfig, operatorKc.exportConfig(), { mode: 0o600 });

@@ -1,7 +1,6 @@
 // Small helpers the integration suites share: clients for the admin and for a bearer token,
 // unique namespaces, polling.
 import * as k8s from '@kubernetes/client-node';
-import { kubeConfigForToken } from '../../src/kube/client.js';
 
 export function adminConfig(): k8s.KubeConfig {
   const path = process.env.TASKGRANT_TEST_KUBECONFIG;
@@ -13,7 +12,11 @@ export function adminConfig(): k8s.KubeConfig {
 
 /** A kubeconfig that authenticates with `token` only: what a task pod would hold. */
 export function tokenConfig(admin: k8s.KubeConfig, token: string): k8s.KubeConfig {
-  return kubeConfigForToken(admin, token);
+  const cluster = admin.getCurrentCluster();
+  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  const kc = new k8s.KubeConfig();
+  kc.loadFromClusterAndUser({ ...cluster, name: 'token-cluster' }, { name: 'token-user', token });
+  return kc;
 }
 
 let counter = 0;
