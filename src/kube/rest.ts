@@ -77,7 +77,7 @@ export async function rest(kc: KubeConfig, method: string, path: string, body?: 
 }
 
 export interface WatchHandle {
-  /** Ends the stream; `onEnd` is not called for an abort. */
+  /** Ends the stream; `onEnd` is called with an error unless it was already called. */
   abort(): void;
 }
 
@@ -140,8 +140,8 @@ export async function watch(
   req.end();
   return {
     abort: () => {
-      ended = true;
       req.destroy();
+      end(new Error(`watch ${path}: aborted`));
     },
   };
 }
