@@ -510,8 +510,28 @@ async function benchRevokeTtl(env: Env): Promise<void> {
   results.revoke = { ...results.revoke, ttl_n: samples.length, ttl_p50_ms: round(percentile(samples, 50)), ttl_p99_ms: round(percentile(samples, 99)) };
 }
 
+/**
+ * Deletes the tasks earlier parts left (hundreds of them, granted or ended), so memory.tasks is
+ * the number of tasks the operator actually holds while it is measured.
+ */
+async function clearEarlierTasks(env: Env): Promise<number> {
+  const list = await env.client.must('GET', '/apis/taskgrant.io/v1alpha1/agenttasks');
+  const namespaces = new Set((list.items as Array<{ metadata: { namespace: string } }>).map((t) => t.metadata.namespace));
+  for (const ns of namespaces) await env.client.must('DELETE', taskPath(ns));
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const left = ((await env.client.must('GET', '/apis/taskgrant.io/v1alpha1/agenttasks')).items as unknown[]).length;
+    if (left === 0) return (list.items as unknown[]).length;
+    if (Date.now() > deadline) throw new Error(`${left} earlier tasks still present after 120 s`);
+    await sleep(200);
+  }
+}
+
 async function benchMemory(env: Env, idleMb: number): Promise<void> {
   const pid = env.operator.pid!;
+  const cleared = await clearEarlierTasks(env);
+  if (cleared > 0) log(`memory: removed the ${cleared} tasks earlier parts left`);
+  await sleep(3000);
   const ns = await namespace(env.client, 'bench-memory');
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
   await watcher.start();

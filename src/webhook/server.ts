@@ -24,7 +24,17 @@ export interface ServeOptions {
   closeGraceMs?: number;
   /** Called for every TLS connection accepted: the API server should reuse a handful, not open one per call. */
   onConnection?: () => void;
+  /** How long an idle keep-alive connection is kept (default 120 s; see DEFAULT_IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
 }
+
+/**
+ * Longer than any caller keeps an idle connection (kube-apiserver's webhook client: 90 s), so the
+ * caller always closes first. With Node's default of 5 s the server closed connections the API
+ * server was about to reuse, and that call failed ("connection reset", failurePolicy Fail: the
+ * AgentTask create was refused) — seen by make bench between two bursts.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
 
 export interface HttpsHandle {
   /** The bound port (useful with port 0). */
@@ -80,6 +90,7 @@ export async function serveHttps(app: RequestListener, options: ServeOptions): P
       handshakeTimeout: timeout,
       requestTimeout: timeout,
       headersTimeout: timeout,
+      keepAliveTimeout: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       // requestTimeout is only enforced when this sweep runs (default every 30 s).
       connectionsCheckingInterval: 1_000,
     },
