@@ -1,7 +1,7 @@
 // What every command receives: the injected IO, the global flags (kubectl's), and a lazily made
 // API connection so that `check` and `--help` never touch a kubeconfig or load the client.
 import type { Command } from 'commander';
-import { dns1123Subdomain } from '../api/index.js';
+import { dns1123Subdomain, type AgentTask } from '../api/index.js';
 import type { CliConnection } from '../kube/tasks-client.js';
 import type { OutputFormat } from './format.js';
 import { CliError, EXIT_ERROR, type CliIO } from './io.js';
@@ -56,6 +56,22 @@ export class CommandContext {
   async namespace(): Promise<string> {
     return this.globals.namespace || (await this.connection()).namespace;
   }
+
+  /** The named task in the current namespace, or a not-found error naming both. */
+  async existingTask(name: string): Promise<{ namespace: string; client: CliConnection['client']; task: AgentTask }> {
+    checkTaskName(name);
+    const namespace = await this.namespace();
+    const { client } = await this.connection();
+    const task = await client.getTask(namespace, name);
+    if (!task) throw notFound(name, namespace);
+    return { namespace, client, task };
+  }
+}
+
+/** A --reason is recorded for auditors: blank is refused. */
+export function checkReason(reason: string): string {
+  if (reason.trim().length === 0) throw new CliError('--reason must not be empty');
+  return reason;
 }
 
 /** Refuses a name the API server would refuse anyway, before it can be spliced into a URL path. */

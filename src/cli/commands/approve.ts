@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
 import { API_VERSION, TASK_APPROVAL_KIND, type AgentTask, type ApprovalDecision, type TaskApproval } from '../../api/index.js';
-import { checkTaskName, notFound, type CommandContext } from '../context.js';
+import { checkReason, checkTaskName, type CommandContext } from '../context.js';
 import { formatStructured } from '../format.js';
 import { CliError } from '../io.js';
 
@@ -49,11 +49,8 @@ export function decisionCommand(ctx: CommandContext, decision: ApprovalDecision)
     .requiredOption('--reason <reason>', `why you ${verb} it (recorded in the TaskApproval and the task's status)`)
     .action(async (name: string, options: { reason: string }) => {
       checkTaskName(name);
-      if (options.reason.trim().length === 0) throw new CliError('--reason must not be empty');
-      const namespace = await ctx.namespace();
-      const { client } = await ctx.connection();
-      const task = await client.getTask(namespace, name);
-      if (!task) throw notFound(name, namespace);
+      checkReason(options.reason);
+      const { namespace, client, task } = await ctx.existingTask(name);
       const phase = task.status?.phase;
       if (!DECIDABLE_PHASES.has(phase)) {
         const hint = phase === 'Granted' || phase === 'Active' ? '; to end its grant use "kubectl taskgrant revoke"' : '';

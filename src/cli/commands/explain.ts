@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { ANNOTATION_REVOKE, DEFAULT_SENSITIVITY, DEFAULT_TTL, targetNamespaces, type AgentTask, type ApproverStatus, type PermissionRule, type Requester, type TaskApproval } from '../../api/index.js';
 import type { EventObject, GrantObject, TasksClient } from '../../kube/tasks-client.js';
 import { configMapSources, type PolicySource } from '../../policy/index.js';
-import { checkTaskName, notFound, type CommandContext } from '../context.js';
+import type { CommandContext } from '../context.js';
 import { NONE, age, formatFields, formatRule, formatStructured, formatTable, indent, qualifiedResource, remainingTtl } from '../format.js';
 import { describeError } from '../io.js';
 import { loadPolicies, resolvePolicyDir, type LoadedPolicies } from '../policies.js';
@@ -413,11 +413,7 @@ export function explainCommand(ctx: CommandContext): Command {
     .option('--policy-dir <dir>', 'where to read the text of determining policies (default: ./policies if present, else the policies shipped with taskgrant)')
     .option('--operator-namespace <ns>', 'namespace of the operator, whose labelled ConfigMaps hold extra policies', DEFAULT_OPERATOR_NAMESPACE)
     .action(async (name: string, options: { policyDir?: string; operatorNamespace: string }) => {
-      checkTaskName(name);
-      const namespace = await ctx.namespace();
-      const { client } = await ctx.connection();
-      const task = await client.getTask(namespace, name);
-      if (!task) throw notFound(name, namespace);
+      const { namespace, client, task } = await ctx.existingTask(name);
       const warnings: string[] = [];
       const uid = task.metadata.uid ?? '';
       const [approvals, events, grantObjects, policies] = await Promise.all([

@@ -2,9 +2,8 @@
 // operator deletes the grant's objects when it sees it; the CLI only asks.
 import { Command } from 'commander';
 import { ANNOTATION_REVOKE, isTerminal } from '../../api/index.js';
-import { checkTaskName, notFound, type CommandContext } from '../context.js';
+import { checkReason, checkTaskName, type CommandContext } from '../context.js';
 import { formatStructured } from '../format.js';
-import { CliError } from '../io.js';
 
 export function revokeCommand(ctx: CommandContext): Command {
   return new Command('revoke')
@@ -13,11 +12,8 @@ export function revokeCommand(ctx: CommandContext): Command {
     .requiredOption('--reason <reason>', 'why (recorded in the annotation, the task status and an Event)')
     .action(async (name: string, options: { reason: string }) => {
       checkTaskName(name);
-      if (options.reason.trim().length === 0) throw new CliError('--reason must not be empty');
-      const namespace = await ctx.namespace();
-      const { client } = await ctx.connection();
-      const task = await client.getTask(namespace, name);
-      if (!task) throw notFound(name, namespace);
+      checkReason(options.reason);
+      const { namespace, client, task } = await ctx.existingTask(name);
       if (isTerminal(task.status?.phase)) {
         // Terminal phases never change (CONTRACT.md), so the annotation would be a false record.
         ctx.err(`agenttask "${name}" in namespace "${namespace}" is already ${task.status?.phase}; nothing to revoke\n`);
