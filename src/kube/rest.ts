@@ -40,9 +40,19 @@ function keepAliveAgent(kc: KubeConfig, tls: RequestOptions): Agent {
   return agent;
 }
 
-export async function rest(kc: KubeConfig, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<RestResponse> {
+/**
+ * Applies the credentials (a bearer token may have been refreshed, so per request) and our
+ * keep-alive pool to `options`; returns the server URL.
+ */
+async function authorize(kc: KubeConfig, options: RequestOptions): Promise<string> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
+  await kc.applyToHTTPSOptions(options);
+  options.agent = keepAliveAgent(kc, options);
+  return cluster.server;
+}
+
+export async function rest(kc: KubeConfig, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<RestResponse> {
   const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
   const headers: Record<string, string | number> = { Accept: 'application/json' };
   if (payload !== undefined) {
@@ -52,9 +62,7 @@ export async function rest(kc: KubeConfig, method: string, path: string, body?: 
     headers['Content-Length'] = Buffer.byteLength(payload);
   }
   const options: RequestOptions = { method, headers, timeout: 30_000 };
-  // Credentials (a bearer token may be refreshed) are applied per request; the connection pool is ours.
-  await kc.applyToHTTPSOptions(options);
-  options.agent = keepAliveAgent(kc, options);
+  const server = await authorize(kc, options);
   return new Promise((resolve, reject) => {
     // A hard deadline, not just socket idleness: a call that never settles would hold a worker
     // (and, while granting, the agent's lock) for ever.
@@ -63,7 +71,7 @@ export async function rest(kc: KubeConfig, method: string, path: string, body?: 
       clearTimeout(deadline);
       fn();
     };
-    const req = request(`${cluster.server}${path}`, options, (res) => {
+    const req = request(`${server}${path}`, options, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (d: Buffer) => chunks.push(d));
       res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') })));
@@ -93,19 +101,16 @@ export async function watch(
   onEvent: (type: string, object: unknown) => void,
   onEnd: (err?: Error) => void,
 ): Promise<WatchHandle> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('kubeconfig has no current cluster');
   const params = new URLSearchParams(Object.entries({ ...query, watch: true }).map(([k, v]) => [k, String(v)]));
   const options: RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
-  await kc.applyToHTTPSOptions(options);
-  options.agent = keepAliveAgent(kc, options);
+  const server = await authorize(kc, options);
   let ended = false;
   const end = (err?: Error) => {
     if (ended) return;
     ended = true;
     onEnd(err);
   };
-  const req = request(`${cluster.server}${path}?${params.toString()}`, options, (res) => {
+  const req = request(`${server}${path}?${params.toString()}`, options, (res) => {
     res.setEncoding('utf8');
     if (res.statusCode !== 200) {
       let body = '';
