@@ -55,6 +55,16 @@ export class KubeApi {
     return this.call<T>('GET', path);
   }
 
+  /** Reads; resolves undefined when the object does not exist. */
+  async find<T>(path: string): Promise<T | undefined> {
+    try {
+      return await this.call<T>('GET', path);
+    } catch (err) {
+      if (isStatus(err, 404)) return undefined;
+      throw err;
+    }
+  }
+
   create<T>(collectionPath: string, object: unknown): Promise<T> {
     return this.call<T>('POST', collectionPath, object);
   }

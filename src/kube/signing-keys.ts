@@ -26,13 +26,10 @@ export class SecretSigningKeyStore {
 
   /** The stored document; '' when the Secret exists without it; undefined when there is no Secret. */
   async load(): Promise<StoredSigningKeys | undefined> {
-    let secret: SecretObject;
-    try {
-      secret = await this.api.get<SecretObject>(paths.secret(this.namespace, this.name));
-    } catch (err) {
-      if (isStatus(err, 404)) return undefined;
+    const secret = await this.api.find<SecretObject>(paths.secret(this.namespace, this.name)).catch((err: unknown) => {
       throw new Error(`reading Secret ${this.namespace}/${this.name}`, { cause: err });
-    }
+    });
+    if (!secret) return undefined;
     const data = secret.data?.[SIGNING_KEYS_DATA_KEY];
     return { document: data ? Buffer.from(data, 'base64').toString('utf8') : '', resourceVersion: secret.metadata.resourceVersion ?? '' };
   }

@@ -2,7 +2,7 @@
 // for one request or a handful). Credentials are resolved the way kubectl resolves them.
 import * as k8s from '@kubernetes/client-node';
 import { LABEL_POLICY, LABEL_TASK_UID, type AgentTask, type TaskApproval } from '../api/index.js';
-import { KubeApi, isStatus, paths } from './api.js';
+import { KubeApi, paths } from './api.js';
 import type { KubeObject } from './informer.js';
 import type { ConfigMapObject, ManagedKind, PolicyRuleObject, RoleBindingObject, RoleObject, ServiceAccountObject } from './objects.js';
 
@@ -80,13 +80,8 @@ export class TasksClient {
   }
 
   /** The task, or undefined when it does not exist. */
-  async getTask(namespace: string, name: string): Promise<AgentTask | undefined> {
-    try {
-      return await this.api.get<AgentTask>(paths.agentTask(namespace, encodeURIComponent(name)));
-    } catch (err) {
-      if (isStatus(err, 404)) return undefined;
-      throw err;
-    }
+  getTask(namespace: string, name: string): Promise<AgentTask | undefined> {
+    return this.api.find<AgentTask>(paths.agentTask(namespace, encodeURIComponent(name)));
   }
 
   async annotateTask(namespace: string, name: string, annotations: Record<string, string>): Promise<AgentTask> {

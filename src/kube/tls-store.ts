@@ -1,7 +1,7 @@
 // The webhook TLS bundle as a Secret in the operator namespace (every replica reads the same
 // one). Writes carry the resourceVersion they read, so two replicas never both rotate.
 import { LABEL_MANAGED_BY, MANAGED_BY } from '../api/index.js';
-import { isStatus, paths, type KubeApi } from './api.js';
+import { paths, type KubeApi } from './api.js';
 import type { SecretObject } from './objects.js';
 
 export interface TlsSecretBundle {
@@ -24,13 +24,10 @@ export class SecretTlsStore {
   ) {}
 
   async load(): Promise<{ bundle: TlsSecretBundle; version: string } | undefined> {
-    let secret: SecretObject;
-    try {
-      secret = await this.api.get<SecretObject>(paths.secret(this.namespace, this.name));
-    } catch (err) {
-      if (isStatus(err, 404)) return undefined;
+    const secret = await this.api.find<SecretObject>(paths.secret(this.namespace, this.name)).catch((err: unknown) => {
       throw new Error(`reading Secret ${this.namespace}/${this.name}`, { cause: err });
-    }
+    });
+    if (!secret) return undefined;
     const d = secret.data ?? {};
     const bundle: TlsSecretBundle = { caCertPem: unb64(d[keys.caCertPem]), caKeyPem: unb64(d[keys.caKeyPem]), certPem: unb64(d[keys.certPem]), keyPem: unb64(d[keys.keyPem]) };
     const previous = unb64(d[keys.previousCaCertPem]);
