@@ -13,4 +13,4 @@ args=(--kubeconfig "$KUBECONFIG" --install --policy-dir policies)
 [ -n "${WEBHOOK_URL:-}" ] && args+=(--webhook-url "$WEBHOOK_URL")
 # The same memory settings as the image (see Dockerfile).
 export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
-exec node --max-semi-space-size=4 --wasm-num-compilation-tasks=0 dist/src/main.js "${args[@]}" "$@"
+exec node --max-semi-space-size=4 --wasm-num-compilation-tasks=0 --optimize-for-size dist/src/main.js "${args[@]}" "$@"

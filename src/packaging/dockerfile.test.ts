@@ -133,7 +133,7 @@ describe('Dockerfile', () => {
     expect(entrypoint[0]).toBe('node');
     expect(entrypoint.at(-1)).toBe('dist/src/main.js');
     // The memory settings make bench measures the operator with.
-    expect(entrypoint).toEqual(expect.arrayContaining(['--max-semi-space-size=4', '--wasm-num-compilation-tasks=0']));
+    expect(entrypoint).toEqual(expect.arrayContaining(['--max-semi-space-size=4', '--wasm-num-compilation-tasks=0', '--optimize-for-size']));
     expect(final.some((i) => i.op === 'ENV' && /MALLOC_ARENA_MAX=2/.test(i.args))).toBe(true);
     const user = final.findLast((i) => i.op === 'USER')?.args ?? '';
     // The kubelet can only verify runAsNonRoot for a numeric uid.
