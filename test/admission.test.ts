@@ -2,9 +2,10 @@
 // CA in the caBundle), which mutate task pods, refuse the rest, and stamp who asked.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
-import { adminConfig, createNamespace, eventually, refusalMessage, statusOfCall, tokenConfig, uniqueName } from './harness/kube.js';
-import { startTestOperator, type TestOperator } from './harness/operator.js';
-import { TaskHelper, intentOf, readPods } from './harness/tasks.js';
+import { eventually, refusalMessage, statusOfCall, tokenConfig, uniqueName } from './harness/kube.js';
+import type { TestOperator } from './harness/operator.js';
+import { startOperatorSuite } from './harness/suite.js';
+import { type TaskHelper, intentOf, readPods } from './harness/tasks.js';
 import type { AgentTask } from '../src/api/index.js';
 
 let admin: k8s.KubeConfig;
@@ -46,10 +47,7 @@ const canCreate = (resource: string): k8s.V1PolicyRule => ({ apiGroups: [group],
 const canApprove: k8s.V1PolicyRule = { apiGroups: [group], resources: ['agenttasks'], verbs: ['approve'] };
 
 beforeAll(async () => {
-  admin = adminConfig();
-  tasks = new TaskHelper(admin);
-  operator = await startTestOperator();
-  ns = await createNamespace(admin, 'adm');
+  ({ admin, tasks, operator, namespaces: [ns] } = await startOperatorSuite(['adm']));
 });
 
 afterAll(async () => {

@@ -3,10 +3,11 @@
 // replaying approvals, flooding re-issuance, and holding a deleted task with a foreign finalizer.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
-import { adminConfig, createNamespace, eventually, refusalMessage, statusOfCall, tokenConfig, uniqueName } from './harness/kube.js';
+import { eventually, refusalMessage, statusOfCall, tokenConfig, uniqueName } from './harness/kube.js';
 import { startTestOperator, type TestOperator } from './harness/operator.js';
+import { startOperatorSuite } from './harness/suite.js';
 import { apiServerRequest, canApprove, canCreate, userWith, type TestUser } from './harness/security.js';
-import { TaskHelper, intentOf, readPods } from './harness/tasks.js';
+import { type TaskHelper, intentOf, readPods } from './harness/tasks.js';
 import { ConfigMapLedger } from '../src/kube/ledger.js';
 import type { AgentTask, Phase } from '../src/api/index.js';
 
@@ -22,11 +23,7 @@ let ns: string;
 let otherNs: string;
 
 beforeAll(async () => {
-  admin = adminConfig();
-  tasks = new TaskHelper(admin);
-  operator = await startTestOperator();
-  ns = await createNamespace(admin, 'atk');
-  otherNs = await createNamespace(admin, 'atk-other');
+  ({ admin, tasks, operator, namespaces: [ns, otherNs] } = await startOperatorSuite(['atk', 'atk-other']));
 });
 
 afterAll(async () => {

@@ -4,10 +4,11 @@
 // whole, or, when a forbid errors at run time, must never turn into an allow.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type * as k8s from '@kubernetes/client-node';
-import { adminConfig, createNamespace, eventually, uniqueName } from './harness/kube.js';
-import { startTestOperator, type TestOperator } from './harness/operator.js';
+import { eventually, uniqueName } from './harness/kube.js';
+import type { TestOperator } from './harness/operator.js';
+import { startOperatorSuite } from './harness/suite.js';
 import { apiServerRequest, healthRequest, metricValue, webhookCaPem, webhookRequest, type RawResponse } from './harness/security.js';
-import { TaskHelper, intentOf, readPods } from './harness/tasks.js';
+import { type TaskHelper, intentOf, readPods } from './harness/tasks.js';
 import { manifestCases, reviewCases, type ReviewCase, type ReviewContext } from './corpus/hostile.js';
 import type { AgentTask } from '../src/api/index.js';
 
@@ -23,11 +24,7 @@ let caPem: string;
 let ctx: ReviewContext;
 
 beforeAll(async () => {
-  admin = adminConfig();
-  tasks = new TaskHelper(admin);
-  operator = await startTestOperator();
-  ns = await createNamespace(admin, 'bad');
-  corpusNs = await createNamespace(admin, 'bad-corpus');
+  ({ admin, tasks, operator, namespaces: [ns, corpusNs] } = await startOperatorSuite(['bad', 'bad-corpus']));
   caPem = await webhookCaPem(admin, operator.config.namespace);
   const name = uniqueName('corpus');
   await tasks.create(ns, name, { agent: uniqueName('corpus-agent'), intent: intentOf(readPods) });

@@ -10,10 +10,11 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { run } from '../src/cli/run.js';
-import { adminConfig, createNamespace, eventually, tokenConfig, uniqueName } from './harness/kube.js';
-import { startTestOperator, type TestOperator } from './harness/operator.js';
+import { createNamespace, eventually, tokenConfig, uniqueName } from './harness/kube.js';
+import type { TestOperator } from './harness/operator.js';
+import { startOperatorSuite } from './harness/suite.js';
 import { repoRoot } from './harness/paths.js';
-import { TaskHelper, intentOf, readPods } from './harness/tasks.js';
+import { type TaskHelper, intentOf, readPods } from './harness/tasks.js';
 
 const exec = promisify(execFile);
 
@@ -52,11 +53,8 @@ async function userKubeconfig(name: string, rules: k8s.V1PolicyRule[]) {
 }
 
 beforeAll(async () => {
-  admin = adminConfig();
-  tasks = new TaskHelper(admin);
   adminKubeconfig = process.env.TASKGRANT_TEST_KUBECONFIG ?? '';
-  operator = await startTestOperator();
-  ns = await createNamespace(admin, 'cli');
+  ({ admin, tasks, operator, namespaces: [ns] } = await startOperatorSuite(['cli']));
   approver = await userKubeconfig('erin', [
     { apiGroups: ['taskgrant.io'], resources: ['agenttasks'], verbs: ['get', 'list', 'approve'] },
     { apiGroups: ['taskgrant.io'], resources: ['taskapprovals'], verbs: ['create', 'get', 'list'] },

@@ -6,11 +6,12 @@ import type * as k8s from '@kubernetes/client-node';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { adminConfig, createNamespace, eventually, statusOfCall, uniqueName } from './harness/kube.js';
-import { startTestOperator, type TestOperator } from './harness/operator.js';
+import { eventually, statusOfCall, uniqueName } from './harness/kube.js';
+import type { TestOperator } from './harness/operator.js';
+import { startOperatorSuite } from './harness/suite.js';
 import { repoRoot } from './harness/paths.js';
 import { JWT_PATTERN, canApprove, canCreate, healthRequest, userWith, type TestUser } from './harness/security.js';
-import { TaskHelper, intentOf, readPods } from './harness/tasks.js';
+import { type TaskHelper, intentOf, readPods } from './harness/tasks.js';
 import type { AgentTask } from '../src/api/index.js';
 
 const group = 'taskgrant.io';
@@ -25,10 +26,7 @@ const tokens: string[] = [];
 const taskUids: string[] = [];
 
 beforeAll(async () => {
-  admin = adminConfig();
-  tasks = new TaskHelper(admin);
-  operator = await startTestOperator({ logLevel: 'trace' });
-  ns = await createNamespace(admin, 'leak');
+  ({ admin, tasks, operator, namespaces: [ns] } = await startOperatorSuite(['leak'], { logLevel: 'trace' }));
   const requester: TestUser = await userWith(admin, ns, 'requester', [canCreate('agenttasks')]);
   const approver: TestUser = await userWith(admin, ns, 'approver', [canCreate('taskapprovals'), canApprove]);
   tokens.push(requester.token, approver.token);

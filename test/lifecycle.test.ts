@@ -3,9 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
-import { adminConfig, createNamespace, eventually, statusOfCall, uniqueName } from './harness/kube.js';
-import { startTestOperator, type TestOperator } from './harness/operator.js';
-import { TaskHelper, intentOf, readPods } from './harness/tasks.js';
+import { eventually, statusOfCall, uniqueName } from './harness/kube.js';
+import type { TestOperator } from './harness/operator.js';
+import { startOperatorSuite } from './harness/suite.js';
+import { type TaskHelper, intentOf, readPods } from './harness/tasks.js';
 import { canApprove, canCreate, userWith } from './harness/security.js';
 import type { AgentTask } from '../src/api/index.js';
 
@@ -16,11 +17,7 @@ let ns: string;
 let otherNs: string;
 
 beforeAll(async () => {
-  admin = adminConfig();
-  tasks = new TaskHelper(admin);
-  operator = await startTestOperator();
-  ns = await createNamespace(admin, 'life');
-  otherNs = await createNamespace(admin, 'life-other');
+  ({ admin, tasks, operator, namespaces: [ns, otherNs] } = await startOperatorSuite(['life', 'life-other']));
 });
 
 afterAll(async () => {

@@ -6,9 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import fc from 'fast-check';
-import { adminConfig, createNamespace, eventually, uniqueName } from './harness/kube.js';
-import { startTestOperator, type TestOperator } from './harness/operator.js';
-import { TaskHelper } from './harness/tasks.js';
+import { eventually, uniqueName } from './harness/kube.js';
+import type { TestOperator } from './harness/operator.js';
+import { startOperatorSuite } from './harness/suite.js';
+import type { TaskHelper } from './harness/tasks.js';
 import { checkPolicyDir, configMapSources, type Decision } from '../src/policy/index.js';
 import type { AgentTask, PermissionRule, Phase } from '../src/api/index.js';
 
@@ -41,12 +42,8 @@ let otherNs: string;
 let universe: Tuple[];
 
 beforeAll(async () => {
-  admin = adminConfig();
-  tasks = new TaskHelper(admin);
+  ({ admin, tasks, operator, namespaces: [ns, otherNs] } = await startOperatorSuite(['prop', 'prop-other']));
   authz = admin.makeApiClient(k8s.AuthorizationV1Api);
-  operator = await startTestOperator();
-  ns = await createNamespace(admin, 'prop');
-  otherNs = await createNamespace(admin, 'prop-other');
   universe = VERBS.flatMap((verb) => RESOURCES.flatMap((r) => [ns, otherNs].flatMap((namespace) => NAMES.map((name) => ({ verb, ...r, namespace, name })))));
 });
 

@@ -3,7 +3,6 @@
 // task (revocation answers "no" before the receipt's exp), and the signing keys live in a real
 // Secret that a second key manager (another replica, or a restart) picks up.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type * as k8s from '@kubernetes/client-node';
 import express from 'express';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,13 +13,13 @@ import { Reviews } from '../src/kube/reviews.js';
 import { SIGNING_KEYS_SECRET, SecretSigningKeyStore } from '../src/kube/signing-keys.js';
 import { KeyManager, createReceiptsRouter, type ReceiptsDeps } from '../src/webhook/index.js';
 import type { AgentTask } from '../src/api/index.js';
-import { adminConfig, createNamespace, eventually, uniqueName } from './harness/kube.js';
-import { startTestOperator, type TestOperator } from './harness/operator.js';
-import { TaskHelper, intentOf, readPods } from './harness/tasks.js';
+import { eventually, uniqueName } from './harness/kube.js';
+import type { TestOperator } from './harness/operator.js';
+import { startOperatorSuite } from './harness/suite.js';
+import { type TaskHelper, intentOf, readPods } from './harness/tasks.js';
 
 const AUDIENCE = 'https://tools.example.com';
 
-let admin: k8s.KubeConfig;
 let tasks: TaskHelper;
 let operator: TestOperator;
 let ns: string;
@@ -33,10 +32,7 @@ function keyManager(): KeyManager {
 }
 
 beforeAll(async () => {
-  admin = adminConfig();
-  tasks = new TaskHelper(admin);
-  operator = await startTestOperator();
-  ns = await createNamespace(admin, 'rcpt');
+  ({ tasks, operator, namespaces: [ns] } = await startOperatorSuite(['rcpt']));
   keys = keyManager();
   await keys.start();
   expect(keys.ready).toBe(true);
