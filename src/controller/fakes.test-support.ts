@@ -16,6 +16,13 @@ export class FakeCluster implements ClusterView, ClusterWriter {
   refuseRoles = false;
   /** Set to make every create fail the way it does in a namespace being deleted. */
   terminating = false;
+  /**
+   * Set to check RoleBindings the way the API server does for a creator that may not `bind` (the
+   * operator): against the rules of the Role it names, at the moment the request arrives, so a
+   * binding whose Role is still being created is refused. Every create then takes a turn of the
+   * event loop, as a round trip would.
+   */
+  checkBindingsAgainstRoles = false;
   private rv = 1;
 
   put(task: AgentTask): AgentTask {
@@ -58,6 +65,13 @@ export class FakeCluster implements ClusterView, ClusterWriter {
     }
     if (this.terminating) {
       throw new Error(`POST: 403 ${kind} "${object.metadata.name}" is forbidden: unable to create new content in namespace ${object.metadata.namespace} because it is being terminated`);
+    }
+    if (this.checkBindingsAgainstRoles) {
+      const roleRef = kind === 'RoleBinding' ? (object as RoleBindingObject).roleRef : undefined;
+      if (roleRef && !this.objects.has(`Role/${object.metadata.namespace}/${roleRef.name}`)) {
+        throw new Error(`POST rolebindings: 403 rolebindings.rbac.authorization.k8s.io "${object.metadata.name}" is forbidden: roles.rbac.authorization.k8s.io "${roleRef.name}" not found`);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
     }
     this.writes.push(`create ${kind} ${object.metadata.namespace}/${object.metadata.name}`);
     this.objects.set(`${kind}/${object.metadata.namespace}/${object.metadata.name}`, { kind, object: structuredClone(object) });

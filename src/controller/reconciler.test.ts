@@ -179,6 +179,16 @@ describe('Reconciler: requests', () => {
     expect(cluster.objects.size).toBe(0);
   });
 
+  it('grants on the first attempt when the API server checks each RoleBinding against its Role (the operator may not bind)', async () => {
+    const { cluster, run } = setup();
+    cluster.checkBindingsAgainstRoles = true;
+    const after = await run(cluster.put(taskFixture('bound')));
+    expect(after?.status?.phase).toBe('Granted');
+    const creates = cluster.writes.filter((w) => w.startsWith('create '));
+    expect(creates.findIndex((w) => w.startsWith('create Role '))).toBeGreaterThanOrEqual(0);
+    expect(creates.findIndex((w) => w.startsWith('create RoleBinding '))).toBeGreaterThan(creates.findIndex((w) => w.startsWith('create Role ')));
+  });
+
   it('fails a grant the API server refuses as above the ceiling and leaves nothing', async () => {
     const { cluster, run } = setup();
     cluster.refuseRoles = true;

@@ -19,6 +19,7 @@ import {
 import { describeTuple, type Decision, type DecisionInput } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import type { RoleBindingObject, RoleObject } from '../kube/objects.js';
 import type { AuditTrail } from './audit.js';
 import { bindingMatches, desiredGrant, roleMatches } from './desired.js';
 import { KeyedMutex } from './mutex.js';
@@ -302,25 +303,31 @@ export class Reconciler {
     const roles = view.rolesOfTask(uid);
     const bindings = view.roleBindingsOfTask(uid);
     const hasAccount = view.serviceAccountsOfTask(uid).some((sa) => sa.metadata.name === desired.serviceAccount.metadata.name && sa.metadata.namespace === desired.serviceAccount.metadata.namespace);
+    const ensureRole = async (role: RoleObject) => {
+      const existing = roles.find((r) => r.metadata.namespace === role.metadata.namespace && r.metadata.name === role.metadata.name);
+      if (!existing) await writer.create('Role', role);
+      else if (!roleMatches(existing, role)) await writer.replace('Role', { ...role, metadata: { ...role.metadata, resourceVersion: existing.metadata.resourceVersion } });
+    };
+    const ensureBinding = async (binding: RoleBindingObject) => {
+      const existing = bindings.find((b) => b.metadata.namespace === binding.metadata.namespace && b.metadata.name === binding.metadata.name);
+      if (!existing) await writer.create('RoleBinding', binding);
+      else if (!bindingMatches(existing, binding)) {
+        // roleRef is immutable: a tampered binding is deleted and created anew.
+        await writer.delete('RoleBinding', binding.metadata.namespace ?? '', binding.metadata.name);
+        await writer.create('RoleBinding', binding);
+      }
+    };
     try {
-      // All at once: a RoleBinding may name a ServiceAccount that does not exist yet, and nothing
-      // is usable before the status says Granted (the webhook admits pods only then).
+      // The ServiceAccount beside the Roles (a RoleBinding may name an account that does not
+      // exist yet; nothing is usable before the status says Granted). The RoleBindings only after
+      // their Roles: the operator may not `bind`, so the API server checks each binding against
+      // the rules of the Role it names, and refuses one whose Role is not there yet.
       await settleAll([
         hasAccount ? Promise.resolve() : writer.create('ServiceAccount', desired.serviceAccount),
-        ...desired.roles.map(async (role) => {
-          const existing = roles.find((r) => r.metadata.namespace === role.metadata.namespace && r.metadata.name === role.metadata.name);
-          if (!existing) await writer.create('Role', role);
-          else if (!roleMatches(existing, role)) await writer.replace('Role', { ...role, metadata: { ...role.metadata, resourceVersion: existing.metadata.resourceVersion } });
-        }),
-        ...desired.roleBindings.map(async (binding) => {
-          const existingBinding = bindings.find((b) => b.metadata.namespace === binding.metadata.namespace && b.metadata.name === binding.metadata.name);
-          if (!existingBinding) await writer.create('RoleBinding', binding);
-          else if (!bindingMatches(existingBinding, binding)) {
-            // roleRef is immutable: a tampered binding is deleted and created anew.
-            await writer.delete('RoleBinding', binding.metadata.namespace ?? '', binding.metadata.name);
-            await writer.create('RoleBinding', binding);
-          }
-        }),
+        (async () => {
+          await settleAll(desired.roles.map(ensureRole));
+          await settleAll(desired.roleBindings.map(ensureBinding));
+        })(),
       ]);
     } catch (err) {
       const ceiling = ceilingMessage(err);

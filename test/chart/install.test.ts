@@ -13,7 +13,7 @@ import { freePort } from '../harness/controlplane.js';
 import { adminConfig, createNamespace, eventually, refusalMessage, statusOfCall, tokenConfig, uniqueName } from '../harness/kube.js';
 import { repoRoot } from '../harness/paths.js';
 import { spawnOperator, type OperatorProcess } from '../harness/process.js';
-import { canApprove, canCreate, userWith } from '../harness/security.js';
+import { canApprove, canCreate, metricValue, userWith } from '../harness/security.js';
 import { TaskHelper, intentOf, readPods } from '../harness/tasks.js';
 import { chartDir, helmOk, valuesFile } from './helm.js';
 
@@ -199,8 +199,13 @@ describe('the task lifecycle through the operator running as the chart ServiceAc
 
   it('grants a task reading pods; the pod-bound token of its ServiceAccount can list pods', async () => {
     const name = uniqueName('chart-read');
+    const reconcileErrors = async () => metricValue(await fetch(`http://127.0.0.1:${operator?.healthPort ?? 0}/metrics`).then((r) => r.text()), 'taskgrant_reconcile_errors_total');
+    const errorsBefore = await reconcileErrors();
     await tasks.create(workNs, name, { agent: uniqueName('agent'), intent: intentOf(readPods) });
     const task = await tasks.waitForPhase(workNs, name, 'Granted', 30_000);
+    // Granted by the first reconcile: without bind, the API server refuses a RoleBinding whose
+    // Role is still being created, so the operator must write the Role first.
+    expect(await reconcileErrors()).toBe(errorsBefore);
     expect(task.spec.requester?.username).toBeTruthy(); // stamped by the webhook, through the chart's configuration
     // The pod goes through the mutating webhook (labelled) and the identity guard.
     const pod = await tasks.core.createNamespacedPod({ namespace: workNs, body: { metadata: { name: `${name}-pod`, labels: { 'taskgrant.io/task': name } }, spec: { containers: [{ name: 'agent', image: 'registry.invalid/agent:1' }] } } });
