@@ -19,6 +19,8 @@ export interface Response {
 export class BenchClient {
   readonly server: string;
   private readonly agent: Agent;
+  /** Keep-alive connections without the admin certificate, for calls made with a bearer token. */
+  private readonly tokenAgent: Agent;
   readonly caPem: string;
 
   constructor(readonly kubeconfigPath: string) {
@@ -29,13 +31,14 @@ export class BenchClient {
     this.server = cluster.server;
     this.caPem = b64(cluster['certificate-authority-data']);
     this.agent = new Agent({ keepAlive: true, maxSockets: 256, ca: this.caPem, cert: b64(user['client-certificate-data']), key: b64(user['client-key-data']) });
+    this.tokenAgent = new Agent({ keepAlive: true, maxSockets: 256, ca: this.caPem });
   }
 
   call(method: string, path: string, body?: unknown, contentType = 'application/json', token?: string): Promise<Response> {
     return new Promise((resolve, reject) => {
       const headers: Record<string, string> = { Accept: 'application/json' };
       if (body !== undefined) headers['Content-Type'] = contentType;
-      const options = token ? { method, headers: { ...headers, Authorization: `Bearer ${token}` }, ca: this.caPem } : { method, headers, agent: this.agent };
+      const options = token ? { method, headers: { ...headers, Authorization: `Bearer ${token}` }, agent: this.tokenAgent } : { method, headers, agent: this.agent };
       const req = request(`${this.server}${path}`, options, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -49,14 +52,15 @@ export class BenchClient {
     });
   }
 
-  async must(method: string, path: string, body?: unknown, contentType?: string): Promise<Record<string, unknown>> {
-    const res = await this.call(method, path, body, contentType);
+  async must(method: string, path: string, body?: unknown, contentType?: string, token?: string): Promise<Record<string, unknown>> {
+    const res = await this.call(method, path, body, contentType, token);
     if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${res.body.slice(0, 300)}`);
     return JSON.parse(res.body) as Record<string, unknown>;
   }
 
   close(): void {
     this.agent.destroy();
+    this.tokenAgent.destroy();
   }
 }
 

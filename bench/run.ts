@@ -18,6 +18,7 @@ import type { AgentTask } from '../src/api/index.js';
 import { parseManifests } from '../src/kube/manifests.js';
 import { ControlPlane, freePort } from '../test/harness/controlplane.js';
 import { kubeAssets, repoRoot } from '../test/harness/paths.js';
+import { chartDir, helmOk, valuesFile } from '../test/chart/helm.js';
 import { BenchClient, PhaseWatcher } from './client.js';
 import { percentile, round, runPool, sleep, timed } from './stats.js';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -189,6 +190,8 @@ interface Env {
   operator: ChildProcess;
   operatorNs: string;
   healthPort: number;
+  /** Bearer token of the grant floor's identity: the operator's RBAC, nothing more (floorIdentity). */
+  floorToken: string;
 }
 
 /** Where the operator's resident memory goes: file-backed (the node binary), anonymous, JS heap. */
@@ -218,12 +221,94 @@ function rssMb(pid: number): number {
   return round(kb / 1024, 1);
 }
 
-async function startOperator(kubeconfig: string, operatorNs: string, dir: string): Promise<{ child: ChildProcess; healthPort: number }> {
+// ---- the operator as it ships ---------------------------------------------------------------
+
+const RELEASE = 'tgbench';
+const FULLNAME = `${RELEASE}-taskgrant`;
+
+async function serviceAccountToken(client: BenchClient, namespace: string, name: string): Promise<string> {
+  const res = await client.must('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } });
+  return (res.status as { token: string }).token;
+}
+
+function writeTokenKubeconfig(path: string, client: BenchClient, token: string): void {
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'bench', cluster: { server: client.server, 'certificate-authority-data': Buffer.from(client.caPem).toString('base64') } }],
+    users: [{ name: 'bench', user: { token } }],
+    contexts: [{ name: 'bench', context: { cluster: 'bench', user: 'bench' } }],
+    'current-context': 'bench',
+  };
+  writeFileSync(path, JSON.stringify(config), { mode: 0o600 });
+}
+
+/**
+ * `helm install` of charts/taskgrant (CRDs, webhook configurations pointing at this machine, the
+ * operator's RBAC and its grantable ceiling), then a kubeconfig holding nothing but a token of the
+ * chart's ServiceAccount: the operator is measured with the authorization a deployed one has.
+ * With the admin identity the API server skips the RBAC escalation checks on every Role and
+ * RoleBinding the operator creates, and those checks are most of a grant's time (RESULTS.md).
+ */
+async function installChart(client: BenchClient, adminKubeconfig: string, namespace: string, webhookPort: number, dir: string): Promise<string> {
+  const values = valuesFile({ webhook: { url: `https://127.0.0.1:${webhookPort}` }, logLevel: 'warn' });
+  await helmOk(['install', RELEASE, chartDir, '--namespace', namespace, '--create-namespace', '--kubeconfig', adminKubeconfig, '-f', values]);
+  const path = join(dir, 'operator.kubeconfig');
+  writeTokenKubeconfig(path, client, await serviceAccountToken(client, namespace, FULLNAME));
+  return path;
+}
+
+/**
+ * The grant floor's identity: a ServiceAccount bound to every ClusterRole the chart binds the
+ * operator to, plus the floor's own objects. Its Role and RoleBinding writes pass the same RBAC
+ * escalation checks as the operator's.
+ */
+async function floorIdentity(client: BenchClient, namespace: string): Promise<string> {
+  const name = 'bench-floor';
+  await client.must('POST', `/api/v1/namespaces/${namespace}/serviceaccounts`, { metadata: { name } });
+  type Binding = { roleRef: { name: string }; subjects?: Array<{ kind: string; name: string; namespace?: string }> };
+  const bindings = (await client.must('GET', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings')).items as Binding[];
+  const operatorRoles = bindings.filter((b) => b.subjects?.some((s) => s.kind === 'ServiceAccount' && s.name === FULLNAME && s.namespace === namespace)).map((b) => b.roleRef.name);
+  if (operatorRoles.length === 0) throw new Error(`the chart binds no ClusterRole to ${namespace}/${FULLNAME}`);
+  await client.must('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', {
+    metadata: { name: `${name}-objects` },
+    rules: [
+      { apiGroups: [FLOOR_GROUP], resources: ['agenttasks/status'], verbs: ['patch'] },
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['patch'] },
+    ],
+  });
+  for (const role of [...operatorRoles, `${name}-objects`]) {
+    await client.must('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+      metadata: { name: `${name}-${role}` },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+      subjects: [{ kind: 'ServiceAccount', name, namespace }],
+    });
+  }
+  return serviceAccountToken(client, namespace, name);
+}
+
+/** The operator with the arguments the chart's Deployment passes (loopback addresses, the chart's policy files). */
+async function startOperator(kubeconfig: string, operatorNs: string, webhookPort: number, dir: string): Promise<{ child: ChildProcess; healthPort: number }> {
   const healthPort = await freePort();
-  const webhookPort = await freePort();
   const child = spawn(
     process.execPath,
-    [...OPERATOR_NODE_FLAGS, ...(process.env.BENCH_OPERATOR_FLAGS ?? '').split(' ').filter(Boolean), join(root, 'dist/src/main.js'), `--kubeconfig=${kubeconfig}`, `--namespace=${operatorNs}`, `--policy-dir=${join(root, 'policies')}`, `--health-port=${healthPort}`, `--webhook-port=${webhookPort}`, '--install', '--log-level=warn', '--workers=16'],
+    [
+      ...OPERATOR_NODE_FLAGS,
+      ...(process.env.BENCH_OPERATOR_FLAGS ?? '').split(' ').filter(Boolean),
+      join(root, 'dist/src/main.js'),
+      `--kubeconfig=${kubeconfig}`,
+      `--namespace=${operatorNs}`,
+      `--policy-dir=${join(chartDir, 'files', 'policies')}`,
+      `--health-port=${healthPort}`,
+      `--webhook-port=${webhookPort}`,
+      `--webhook-url=https://127.0.0.1:${webhookPort}`,
+      `--webhook-config-name=${FULLNAME}`,
+      `--webhook-service=${FULLNAME}-webhook`,
+      '--cert-mode=self-managed',
+      '--leader-elect',
+      '--lease-name=taskgrant-controller',
+      '--log-level=warn',
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'], cwd: root, env: { ...process.env, MALLOC_ARENA_MAX: '2' } },
   );
   let stderr = '';
@@ -424,24 +509,24 @@ async function benchGrant(env: Env): Promise<void> {
     await watcher.waitFor(`g-${i}`, ['Granted']);
   };
   // The floor: the API writes a grant consists of, made directly one after another by a script
-  // with no webhook, no policy, no queue and no watch: the task object, a ServiceAccount, a Role,
-  // a RoleBinding, and the Granted status patch. The task object is an AgentTask of the floor
-  // CRD (the same schema, nothing acts on it). `objectKind` 'ConfigMap' is the floor used before
-  // (a ConfigMap for the task), kept as a second figure: a CRD object costs the API server more.
+  // with no webhook, no policy, no queue and no watch: the task object (created as the admin, like
+  // ours), then, with an identity holding the operator's RBAC, a ServiceAccount, a Role, a
+  // RoleBinding and the Granted status patch. The task object is an AgentTask of the floor CRD
+  // (the same schema, nothing acts on it). `objectKind` 'ConfigMap' is the floor used before (a
+  // ConfigMap for the task), kept as a second figure: a CRD object costs the API server more.
   const baseline = async (i: number, objectKind: 'AgentTask' | 'ConfigMap') => {
     const name = `${objectKind === 'AgentTask' ? 'b' : 'c'}-${i}`;
     const floorPath = `/apis/${FLOOR_GROUP}/v1alpha1/namespaces/${base}/agenttasks`;
     if (objectKind === 'AgentTask') await env.client.must('POST', floorPath, { ...taskBody(name, `floor-agent-${i}`), apiVersion: `${FLOOR_GROUP}/v1alpha1` });
     else await env.client.must('POST', `/api/v1/namespaces/${base}/configmaps`, { metadata: { name }, data: { objective: 'benchmark task' } });
-    await env.client.must('POST', `/api/v1/namespaces/${base}/serviceaccounts`, { metadata: { name }, automountServiceAccountToken: false });
-    await env.client.must('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${base}/roles`, { metadata: { name }, rules: permissions });
-    await env.client.must('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${base}/rolebindings`, {
-      metadata: { name },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
-      subjects: [{ kind: 'ServiceAccount', name, namespace: base }],
-    });
-    if (objectKind === 'AgentTask') await env.client.must('PATCH', `${floorPath}/${name}/status`, { status: grantedStatus(name, base) }, 'application/merge-patch+json');
-    else await env.client.must('PATCH', `/api/v1/namespaces/${base}/configmaps/${name}`, { data: { phase: 'Granted' } }, 'application/merge-patch+json');
+    const token = env.floorToken;
+    await env.client.must('POST', `/api/v1/namespaces/${base}/serviceaccounts`, { metadata: { name }, automountServiceAccountToken: false }, undefined, token);
+    await env.client.must('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${base}/roles`, { metadata: { name }, rules: permissions }, undefined, token);
+    const binding = { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name, namespace: base }] };
+    await env.client.must('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${base}/rolebindings`, binding, undefined, token);
+    const merge = 'application/merge-patch+json';
+    if (objectKind === 'AgentTask') await env.client.must('PATCH', `${floorPath}/${name}/status`, { status: grantedStatus(name, base) }, merge, token);
+    else await env.client.must('PATCH', `/api/v1/namespaces/${base}/configmaps/${name}`, { data: { phase: 'Granted' } }, merge, token);
   };
   await timed(10, 1, (i) => ours(1000 + i));
   await timed(10, 1, (i) => baseline(1000 + i, 'AgentTask'));
@@ -679,9 +764,12 @@ async function main(): Promise<void> {
     const info = await plane.start();
     const client = new BenchClient(info.kubeconfigPath);
     const operatorNs = 'taskgrant-bench';
-    const started = await startOperator(info.kubeconfigPath, operatorNs, dir);
+    const webhookPort = await freePort();
+    const operatorKubeconfig = await installChart(client, info.kubeconfigPath, operatorNs, webhookPort, dir);
+    const floorToken = await floorIdentity(client, operatorNs);
+    const started = await startOperator(operatorKubeconfig, operatorNs, webhookPort, dir);
     operator = started.child;
-    const env: Env = { client, kubeconfig: info.kubeconfigPath, operator, operatorNs, healthPort: started.healthPort };
+    const env: Env = { client, kubeconfig: info.kubeconfigPath, operator, operatorNs, healthPort: started.healthPort, floorToken };
     await sleep(3000);
     const idleMb = rssMb(operator.pid!);
     log(`operator idle: ${idleMb} MB`);
