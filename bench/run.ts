@@ -18,7 +18,7 @@ import type { AgentTask } from '../src/api/index.js';
 import { parseManifests } from '../src/kube/manifests.js';
 import { ControlPlane, freePort } from '../test/harness/controlplane.js';
 import { kubeAssets, repoRoot } from '../test/harness/paths.js';
-import { chartDir, helmOk, valuesFile } from '../test/chart/helm.js';
+import { chartDir, chartOperatorArgs, helmOk, valuesFile } from '../test/chart/helm.js';
 import { BenchClient, PhaseWatcher } from './client.js';
 import { percentile, round, runPool, sleep, timed } from './stats.js';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -298,15 +298,8 @@ async function startOperator(kubeconfig: string, operatorNs: string, webhookPort
       join(root, 'dist/src/main.js'),
       `--kubeconfig=${kubeconfig}`,
       `--namespace=${operatorNs}`,
-      `--policy-dir=${join(chartDir, 'files', 'policies')}`,
       `--health-port=${healthPort}`,
-      `--webhook-port=${webhookPort}`,
-      `--webhook-url=https://127.0.0.1:${webhookPort}`,
-      `--webhook-config-name=${FULLNAME}`,
-      `--webhook-service=${FULLNAME}-webhook`,
-      '--cert-mode=self-managed',
-      '--leader-elect',
-      '--lease-name=taskgrant-controller',
+      ...chartOperatorArgs({ fullname: FULLNAME, webhookPort, leaseName: 'taskgrant-controller' }),
       '--log-level=warn',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'], cwd: root, env: { ...process.env, MALLOC_ARENA_MAX: '2' } },

@@ -40,6 +40,23 @@ export async function helmOk(args: string[]): Promise<string> {
   return result.stdout;
 }
 
+/**
+ * The arguments the chart's Deployment passes the operator, for running it as a local process
+ * against an installed release: the webhook on loopback, the chart's own policy files.
+ */
+export function chartOperatorArgs(release: { fullname: string; webhookPort: number; leaseName: string }): string[] {
+  return [
+    `--policy-dir=${join(chartDir, 'files', 'policies')}`,
+    `--webhook-port=${release.webhookPort}`,
+    `--webhook-url=https://127.0.0.1:${release.webhookPort}`,
+    `--webhook-config-name=${release.fullname}`,
+    `--webhook-service=${release.fullname}-webhook`,
+    '--cert-mode=self-managed',
+    '--leader-elect',
+    `--lease-name=${release.leaseName}`,
+  ];
+}
+
 let valuesDir: string | undefined;
 /** A values file for `-f` (JSON is YAML). */
 export function valuesFile(values: Record<string, unknown>): string {

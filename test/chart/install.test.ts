@@ -15,7 +15,7 @@ import { repoRoot } from '../harness/paths.js';
 import { spawnOperator, type OperatorProcess } from '../harness/process.js';
 import { canApprove, canCreate, metricValue, userWith } from '../harness/security.js';
 import { TaskHelper, intentOf, readPods } from '../harness/tasks.js';
-import { chartDir, helmOk, valuesFile } from './helm.js';
+import { chartDir, chartOperatorArgs, helmOk, valuesFile } from './helm.js';
 
 const RELEASE = 'tgchart';
 const FULLNAME = 'tgchart-taskgrant';
@@ -57,17 +57,7 @@ beforeAll(async () => {
     kubeconfig: operatorKubeconfig,
     namespace: releaseNs,
     logFile: join(logDir(), `${releaseNs}.log`),
-    extra: [
-      // What the chart's Deployment passes, with loopback addresses and the chart's own policy files.
-      `--policy-dir=${join(chartDir, 'files', 'policies')}`,
-      `--webhook-port=${webhookPort}`,
-      `--webhook-url=https://127.0.0.1:${webhookPort}`,
-      `--webhook-config-name=${FULLNAME}`,
-      `--webhook-service=${FULLNAME}-webhook`,
-      '--cert-mode=self-managed',
-      '--leader-elect',
-      `--lease-name=${LEASE}`,
-    ],
+    extra: chartOperatorArgs({ fullname: FULLNAME, webhookPort, leaseName: LEASE }),
   });
 }, 120_000);
 
