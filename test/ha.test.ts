@@ -1,16 +1,14 @@
 // Two operator processes against one cluster: only the leader reconciles; SIGKILL it and the
 // other takes over within the Lease duration, with no duplicate and no lost grant.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type * as k8s from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { installCrds } from '../src/kube/manifests.js';
-import { adminConfig, createNamespace, eventually } from './harness/kube.js';
+import { eventually } from './harness/kube.js';
 import { repoRoot } from './harness/paths.js';
 import { spawnOperator, type OperatorProcess } from './harness/process.js';
-import { TaskHelper, intentOf, readPods } from './harness/tasks.js';
+import { startProcessSuite } from './harness/suite.js';
+import { type TaskHelper, intentOf, readPods } from './harness/tasks.js';
 
-let admin: k8s.KubeConfig;
 let tasks: TaskHelper;
 let ns: string;
 let operatorNs: string;
@@ -20,11 +18,7 @@ const leads = (log: string) => readFileSync(log, 'utf8').includes('leading: reco
 const audits = (log: string) => readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('"audit":true')).length;
 
 beforeAll(async () => {
-  admin = adminConfig();
-  tasks = new TaskHelper(admin);
-  await installCrds(admin, join(repoRoot(), 'crds'));
-  ns = await createNamespace(admin, 'ha');
-  operatorNs = await createNamespace(admin, 'tg-ha');
+  ({ tasks, namespaces: [ns, operatorNs] } = await startProcessSuite(['ha', 'tg-ha']));
 });
 
 afterAll(async () => {

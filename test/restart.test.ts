@@ -1,16 +1,14 @@
 // Crash and restart: the operator killed mid-grant, after a grant, and while a task expires,
 // converges on start-up with no orphan, no duplicate and nothing held past its time.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type * as k8s from '@kubernetes/client-node';
 import { join } from 'node:path';
-import { adminConfig, createNamespace, eventually, uniqueName } from './harness/kube.js';
+import { eventually, uniqueName } from './harness/kube.js';
 import { spawnOperator, type OperatorProcess } from './harness/process.js';
-import { TaskHelper, intentOf, readPods } from './harness/tasks.js';
-import { installCrds } from '../src/kube/manifests.js';
+import { startProcessSuite } from './harness/suite.js';
+import { type TaskHelper, intentOf, readPods } from './harness/tasks.js';
 import { repoRoot } from './harness/paths.js';
 import type { AgentTask } from '../src/api/index.js';
 
-let admin: k8s.KubeConfig;
 let tasks: TaskHelper;
 let ns: string;
 let operatorNs: string;
@@ -23,11 +21,7 @@ async function start(): Promise<OperatorProcess> {
 }
 
 beforeAll(async () => {
-  admin = adminConfig();
-  tasks = new TaskHelper(admin);
-  await installCrds(admin, join(repoRoot(), 'crds'));
-  ns = await createNamespace(admin, 'restart');
-  operatorNs = await createNamespace(admin, 'tg-restart');
+  ({ tasks, namespaces: [ns, operatorNs] } = await startProcessSuite(['restart', 'tg-restart']));
 });
 
 afterAll(async () => {
