@@ -8,20 +8,19 @@ SHELL := bash
 WITH_TOOLS := eval "$$(bash hack/toolchain.sh env)" &&
 JEST := node --expose-gc --experimental-vm-modules node_modules/jest/bin/jest.js
 
-.PHONY: help toolchain deps build typecheck lint test test-unit test-integration test-chaos chart-test cluster-up cluster-down run bench clean
+.PHONY: help toolchain deps build typecheck lint test test-unit test-integration test-chaos chart-test cluster-up cluster-down image run bench clean
 
 help:
 	@echo "make test        install what is needed, typecheck, lint, unit + integration tests (the CI command)"
 	@echo "make run         local control plane (unless KUBECONFIG is set), CRDs, webhooks, policies; operator in the foreground"
-	@echo "make cluster-up  start the local control plane in the background (.local/kubeconfig); make cluster-down stops it"
+	@echo "make cluster-up  start the local cluster (control plane + a real node) in the background (.local/kubeconfig); make cluster-down stops it and cleans the host"
+	@echo "make image       build localhost/taskgrant:dev and localhost/taskgrant-demo-agent:dev and load them into the local node"
 	@echo "make chart-test  helm lint, helm template and helm install of charts/taskgrant into a local control plane"
 	@echo "make test-chaos  a longer crash + API-fault run (1000 + 300 task lifecycles)"
 	@echo "make bench       benchmarks beside their baselines; bench/results/latest.json"
 
 toolchain:
-	bash hack/toolchain.sh node
-	bash hack/toolchain.sh kube
-	bash hack/toolchain.sh helm
+	bash hack/toolchain.sh all
 
 # `npm install`, not `npm ci`: npm 11 refuses its own lockfile in `ci` over jest's optional
 # @unrs/resolver-binding-* platform packages ("Missing: ... from lock file"); install honours
@@ -44,7 +43,8 @@ lint: deps
 test-unit: build
 	$(WITH_TOOLS) $(JEST) --selectProjects unit
 
-test-integration: build
+# The e2e suites run the images built here on the local node.
+test-integration: image
 	$(WITH_TOOLS) $(JEST) --selectProjects integration --runInBand
 
 test: typecheck lint test-unit test-integration chart-test
@@ -56,14 +56,20 @@ test-chaos: build
 # The Helm chart: lint, render (default and non-default values, each checked by the API server),
 # schema refusals, then helm install into a local control plane and the operator run under the
 # chart's own RBAC (test/chart/).
-chart-test: build
+chart-test: image
 	$(WITH_TOOLS) $(JEST) --selectProjects chart --runInBand
 
 cluster-up: build
 	$(WITH_TOOLS) node dist/test/harness/cluster-cli.js up
 
+# Works without a build too: the node's host state is cleaned by a script of its own.
 cluster-down:
-	@if [ -f dist/test/harness/cluster-cli.js ]; then $(WITH_TOOLS) node dist/test/harness/cluster-cli.js down; fi
+	@if [ -f dist/test/harness/cluster-cli.js ]; then $(WITH_TOOLS) node dist/test/harness/cluster-cli.js down; else bash hack/node-clean.sh; fi
+
+# Built from ./Dockerfile and examples/demo-agent/Dockerfile without a Docker engine
+# (test/harness/images.ts), as OCI archives under .local/images/, loaded into the node if it runs.
+image: build
+	$(WITH_TOOLS) node dist/test/harness/cluster-cli.js image
 
 run: build
 	$(WITH_TOOLS) bash hack/run.sh

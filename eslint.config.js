@@ -40,6 +40,6 @@ export default tseslint.config(
   boundary(['src/controller/**'], ['webhook', 'cli'], [cedar, kubeClient]),
   boundary(['src/webhook/**'], ['controller', 'kube', 'cli'], [cedar, kubeClient]),
   boundary(['src/cli/**'], ['controller', 'webhook'], [cedar, kubeClient]),
-  { files: ['src/cli/**', 'test/**', 'bench/**', 'hack/**'], rules: { 'no-console': 'off' } },
+  { files: ['src/cli/**', 'test/**', 'bench/**', 'hack/**', 'examples/**'], rules: { 'no-console': 'off' } },
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
 );

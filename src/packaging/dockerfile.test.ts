@@ -1,36 +1,17 @@
 // No Docker engine runs here, so the image is checked the way a build would fail: every path it
 // copies must exist (and not be hidden by .dockerignore), and what it copies out of the build
-// stage must be what that stage's build produces.
-import { describe, expect, it } from '@jest/globals';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+// stage must be what that stage's build produces. `make image` builds the final stage from this
+// same file (test/harness/images.ts); the last suite holds the two recipes together.
+import { afterAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
+import { buildFromDockerfile, contextMatches as matchesIn, parseDockerfile, type Instruction } from '../../test/harness/images.js';
+import { operatorBuild } from '../../test/harness/project-images.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
-
-interface Instruction {
-  op: string;
-  args: string;
-  stage: number;
-}
-
-/** Dockerfile instructions, continuation lines joined and comments dropped; stage = index of the FROM above. */
-function parseDockerfile(text: string): Instruction[] {
-  const logical = text
-    .split('\n')
-    .filter((line) => !/^\s*#/.test(line))
-    .join('\n')
-    .replace(/\\\n/g, ' ')
-    .split('\n')
-    .map((line) => line.trim())
-    .filter(Boolean);
-  let stage = -1;
-  return logical.map((line) => {
-    const [op = '', ...rest] = line.split(/\s+/);
-    if (op.toUpperCase() === 'FROM') stage += 1;
-    return { op: op.toUpperCase(), args: rest.join(' '), stage };
-  });
-}
 
 interface Copy {
   from: string | undefined;
@@ -50,15 +31,7 @@ function copies(instructions: Instruction[]): Copy[] {
     });
 }
 
-/** Files of the build context a COPY source names; `*` only within one path segment, as Docker does. */
-function contextMatches(source: string): string[] {
-  if (!source.includes('*')) return existsSync(join(root, source)) ? [source] : [];
-  const dir = posix.dirname(source);
-  const pattern = new RegExp(`^${posix.basename(source).replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}$`);
-  return readdirSync(join(root, dir))
-    .filter((name) => pattern.test(name))
-    .map((name) => posix.join(dir, name));
-}
+const contextMatches = (source: string) => matchesIn(root, source);
 
 function ignored(path: string, patterns: string[]): boolean {
   return patterns.some((p) => {
@@ -147,5 +120,59 @@ describe('Dockerfile', () => {
     expect(flags.length).toBeGreaterThan(0);
     expect(read('hack/run.sh')).toContain(`exec node ${flags.join(' ')} dist/src/main.js`);
     expect(read('bench/run.ts')).toContain(`const OPERATOR_NODE_FLAGS = [${flags.map((f) => `'${f}'`).join(', ')}];`);
+  });
+});
+
+describe('the local image builder (make image) on this Dockerfile', () => {
+  const work = mkdtempSync(join(tmpdir(), 'taskgrant-image-test-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  /** Builds with small stand-ins for the base image and the build stage, and reads the archive back. */
+  async function built(): Promise<{ config: { config: Record<string, unknown> }; files: string[] }> {
+    const base = join(work, 'base');
+    mkdirSync(join(base, 'usr', 'local', 'bin'), { recursive: true });
+    writeFileSync(join(base, 'usr', 'local', 'bin', 'node'), '#!/bin/sh\n');
+    const distSrc = join(work, 'dist-src');
+    mkdirSync(join(distSrc, 'cli'), { recursive: true });
+    writeFileSync(join(distSrc, 'main.js'), '');
+    const modules = join(work, 'node_modules');
+    mkdirSync(join(modules, 'jose'), { recursive: true });
+    writeFileSync(join(modules, 'jose', 'package.json'), '{}');
+    const out = join(work, 'image.oci.tar');
+    await buildFromDockerfile(operatorBuild({ base: { rootfs: base, config: { entrypoint: ['node'], env: ['PATH=/usr/local/bin:/usr/bin:/bin'] } }, distSrc, modules, out }));
+    const layout = join(work, 'layout');
+    mkdirSync(layout, { recursive: true });
+    execFileSync('tar', ['-xf', out, '-C', layout]);
+    const blob = (digest: string) => readFileSync(join(layout, 'blobs', 'sha256', digest.replace('sha256:', '')), 'utf8');
+    const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations: Record<string, string> }[] };
+    expect(index.manifests[0]?.annotations['io.containerd.image.name']).toBe('localhost/taskgrant:dev');
+    const manifest = JSON.parse(blob(index.manifests[0]?.digest ?? '')) as { config: { digest: string }; layers: { digest: string }[] };
+    const config = JSON.parse(blob(manifest.config.digest)) as { config: Record<string, unknown> };
+    const layer = join(layout, 'blobs', 'sha256', (manifest.layers[0]?.digest ?? '').replace('sha256:', ''));
+    const files = execFileSync('tar', ['-tf', layer], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    return { config, files };
+  }
+
+  it('gives the image the entrypoint, user, environment and working directory the Dockerfile states', async () => {
+    const { config } = await built();
+    const final = dockerfile.filter((i) => i.stage === finalStage);
+    expect(config.config.Entrypoint).toEqual(JSON.parse(final.find((i) => i.op === 'ENTRYPOINT')?.args ?? '[]'));
+    expect(config.config.User).toBe(final.findLast((i) => i.op === 'USER')?.args);
+    expect(config.config.Env).toEqual(expect.arrayContaining(['NODE_ENV=production', 'MALLOC_ARENA_MAX=2']));
+    expect(config.config.WorkingDir).toBe('/app');
+  });
+
+  it('puts every file the final stage copies where the Dockerfile puts it', async () => {
+    const { files } = await built();
+    for (const path of ['./app/package.json', './app/dist/src/main.js', './app/node_modules/jose/package.json', './app/policies/schema.cedarschema', './app/policies/baseline.cedar', './app/crds/', './app/bin/kubectl-taskgrant', './usr/local/bin/node']) {
+      expect({ path, present: files.includes(path) }).toEqual({ path, present: true });
+    }
+    expect(files.filter((f) => f.includes('/policies/tests'))).toEqual([]);
+  });
+
+  it('refuses a final stage it cannot interpret rather than build something else', async () => {
+    const odd = join(work, 'Dockerfile.odd');
+    writeFileSync(odd, 'FROM node:24-slim\nRUN echo hi\n');
+    await expect(buildFromDockerfile({ dockerfile: odd, context: root, base: { rootfs: join(work, 'base'), config: { entrypoint: [], env: [] } }, name: 'x:y', out: join(work, 'odd.tar') })).rejects.toThrow(/RUN in the final stage .* is not interpreted/);
   });
 });

@@ -10,6 +10,9 @@ import type { WebhookDeps } from './deps.js';
 import { FakeCluster, NOW, TASK_SA, TASK_UID, applyPatch, decodePatch, liveTask, review, type Json } from './fixtures/kit.js';
 import type { Pod } from './pods.js';
 
+/** The cluster CA beside the tokens, so the agent can verify the API server. */
+const clusterCa = { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } };
+
 let cluster: FakeCluster;
 let metrics: Metrics;
 let logLines: string[];
@@ -90,7 +93,7 @@ describe('POST /mutate/pods', () => {
     expect(pod.spec.automountServiceAccountToken).toBe(false);
     expect(pod.spec.volumes).toEqual([
       { name: 'workspace', emptyDir: {} },
-      { name: TOKEN_VOLUME, projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 600 } }] } },
+      { name: TOKEN_VOLUME, projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 600 } }, clusterCa] } },
     ]);
     const all = [...(pod.spec.initContainers ?? []), ...pod.spec.containers];
     expect(all.map((c) => c.name)).toEqual(['fetch-runbook', 'agent', 'log-shipper']);
@@ -132,6 +135,7 @@ describe('POST /mutate/pods', () => {
         sources: [
           { serviceAccountToken: { path: 'token', expirationSeconds: 1200, audience: 'tools.example.com' } },
           { serviceAccountToken: { path: 'token-1', expirationSeconds: 1200, audience: 'vault' } },
+          clusterCa,
         ],
       },
     });

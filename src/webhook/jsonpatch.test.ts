@@ -96,14 +96,16 @@ describe('editArray', () => {
 
 describe('tokenSources', () => {
   const grant: TokenGrant = { serviceAccount: 'tg-x-00000000', taskUid: 'u', expirationSeconds: 900, audiences: [] };
-  it('uses the API server audience when none is listed', () => {
-    expect(tokenSources(grant)).toEqual([{ serviceAccountToken: { path: 'token', expirationSeconds: 900 } }]);
+  const clusterCa = { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } };
+  it('uses the API server audience when none is listed, with the cluster CA beside the token', () => {
+    expect(tokenSources(grant)).toEqual([{ serviceAccountToken: { path: 'token', expirationSeconds: 900 } }, clusterCa]);
   });
   it('gives each distinct audience its own file, the first as token', () => {
     expect(tokenSources({ ...grant, audiences: ['tools.example.com', 'vault', 'tools.example.com', ''] })).toEqual([
       { serviceAccountToken: { path: 'token', expirationSeconds: 900, audience: 'tools.example.com' } },
       { serviceAccountToken: { path: 'token-1', expirationSeconds: 900, audience: 'vault' } },
       { serviceAccountToken: { path: 'token-2', expirationSeconds: 900 } },
+      clusterCa,
     ]);
   });
 });

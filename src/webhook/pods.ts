@@ -78,6 +78,8 @@ const MAX_TOKEN_EXPIRATION_SECONDS = 2 ** 32;
 /** Prefix of the volume the ServiceAccount admission plugin adds (it runs before any webhook). */
 export const API_ACCESS_VOLUME_PREFIX = 'kube-api-access-';
 const DEFAULT_SERVICE_ACCOUNT = 'default';
+/** Published in every namespace by kube-controller-manager's root-ca-cert-publisher. */
+const CLUSTER_CA_CONFIGMAP = 'kube-root-ca.crt';
 const tokenDir = posix.normalize(TOKEN_MOUNT_PATH).replace(/\/+$/, '');
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -110,17 +112,22 @@ export function parsePod(raw: unknown): Parsed<Pod> {
 /**
  * One `serviceAccountToken` source per audience, because a source carries exactly one: the first
  * audience is `token` (what TASKGRANT_TOKEN_FILE names), the i-th further one `token-<i>`.
- * An empty audience means the API server's own, expressed by omitting the field.
+ * An empty audience means the API server's own, expressed by omitting the field. Beside them,
+ * `ca.crt`: the cluster CA (the ConfigMap every namespace gets), so the agent can verify the API
+ * server without the default token volume, which a task pod does not get.
  */
 export function tokenSources(grant: TokenGrant): Record<string, unknown>[] {
   const audiences = grant.audiences.length > 0 ? [...new Set(grant.audiences)] : [''];
-  return audiences.map((audience, i) => ({
-    serviceAccountToken: {
-      path: i === 0 ? TOKEN_FILE : `${TOKEN_FILE}-${i}`,
-      expirationSeconds: grant.expirationSeconds,
-      ...(audience !== '' ? { audience } : {}),
-    },
-  }));
+  return [
+    ...audiences.map((audience, i) => ({
+      serviceAccountToken: {
+        path: i === 0 ? TOKEN_FILE : `${TOKEN_FILE}-${i}`,
+        expirationSeconds: grant.expirationSeconds,
+        ...(audience !== '' ? { audience } : {}),
+      },
+    })),
+    { configMap: { name: CLUSTER_CA_CONFIGMAP, items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+  ];
 }
 
 // The default token would let the pod act as the namespace's default ServiceAccount besides the

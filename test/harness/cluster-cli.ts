@@ -1,38 +1,53 @@
-// `make cluster-up` / `make cluster-down`: the local control plane in the background, with its
-// admin kubeconfig at .local/kubeconfig and pid files under .local/pids.
+// `make cluster-up` / `make cluster-down` / `make image`: the local cluster in the background,
+// with its admin kubeconfig at .local/kubeconfig and pid files under .local/pids (the node's under
+// /run/taskgrant-node/pids); the project's images built and loaded into its node.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { allRunning, ControlPlane, stopFromPidDir } from './controlplane.js';
+import { clusterRunning, containerdDir, startCluster, stopCluster } from './cluster.js';
+import { loadImage, nodeRunning } from './node.js';
 import { kubeAssets, repoRoot } from './paths.js';
+import { buildDemoAgentImage, buildOperatorImage, demoAgentImage, imageArchive, operatorImage } from './project-images.js';
 
 const dir = join(repoRoot(), '.local');
-const pidDir = join(dir, 'pids');
 
 async function up(): Promise<void> {
   const kubeconfig = join(dir, 'kubeconfig');
-  if (allRunning(pidDir) && existsSync(kubeconfig)) {
-    console.log(`control plane already running; KUBECONFIG=${kubeconfig}`);
+  // The walkthrough's pods run the demo agent: build it (cheap) before the node starts.
+  const demo = await buildDemoAgentImage();
+  if (clusterRunning(dir) && existsSync(kubeconfig)) {
+    loadImage(join(containerdDir(), 'ctr'), demo);
+    console.log(`cluster already running; KUBECONFIG=${kubeconfig}`);
     return;
   }
-  await stopFromPidDir(pidDir); // a partial set from a crash: start clean
-  const plane = new ControlPlane({ dir, assets: kubeAssets(), mode: 'detached' });
-  const abort = () => void plane.stop().finally(() => process.exit(130));
+  await stopCluster(dir); // a partial set from a crash: start clean
+  const images = [demo, imageArchive(operatorImage)].filter((archive) => existsSync(archive));
+  // Ctrl-C while it starts: take down what started, as cluster-down would.
+  const abort = () => void stopCluster(dir).finally(() => process.exit(130));
   process.once('SIGINT', abort);
   process.once('SIGTERM', abort);
   const started = Date.now();
-  try {
-    const info = await plane.start();
-    console.log(`control plane up in ${((Date.now() - started) / 1000).toFixed(1)} s at ${info.server}; KUBECONFIG=${info.kubeconfigPath}`);
-  } catch (err) {
-    await plane.stop();
-    throw err;
+  const cluster = await startCluster({ dir, assets: kubeAssets(), mode: 'detached', images });
+  console.log(`cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s at ${cluster.info.server}, node Ready; KUBECONFIG=${cluster.info.kubeconfigPath}`);
+}
+
+async function image(): Promise<void> {
+  const archives = [await buildOperatorImage(), await buildDemoAgentImage()];
+  for (const [name, archive] of [[operatorImage, archives[0]], [demoAgentImage, archives[1]]] as const) {
+    console.log(`built ${name} (${archive})`);
+  }
+  if (nodeRunning()) {
+    for (const archive of archives) loadImage(join(containerdDir(), 'ctr'), archive);
+    console.log('loaded into the local node');
+  } else {
+    console.log('no local node is running: make cluster-up (or make run) loads them when it starts');
   }
 }
 
 const command = process.argv[2];
 if (command === 'up') await up();
-else if (command === 'down') await stopFromPidDir(pidDir);
+else if (command === 'down') await stopCluster(dir);
+else if (command === 'image') await image();
 else {
-  console.error('usage: cluster-cli up|down');
+  console.error('usage: cluster-cli up|down|image');
   process.exit(2);
 }

@@ -1,0 +1,23 @@
+/* The pod sandbox's process: holds the pod's namespaces open and reaps zombies until told to stop.
+   Built static by the local node's harness (test/harness/images.ts), so its image needs no libc. */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void stop(int sig) { (void)sig; _exit(0); }
+
+static void reap(int sig) {
+  (void)sig;
+  while (waitpid(-1, NULL, WNOHANG) > 0) {
+  }
+}
+
+int main(void) {
+  struct sigaction term = {.sa_handler = stop};
+  struct sigaction child = {.sa_handler = reap, .sa_flags = SA_NOCLDSTOP};
+  sigaction(SIGINT, &term, NULL);
+  sigaction(SIGTERM, &term, NULL);
+  sigaction(SIGCHLD, &child, NULL);
+  for (;;) pause();
+}
