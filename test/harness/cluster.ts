@@ -56,8 +56,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     startTimeoutMs: options.startTimeoutMs,
   });
   const stop = async () => {
-    if (withNode) cleanNode();
+    // The API server first: its own loopback client speaks to the bridge address, and without
+    // it its shutdown stalls. The node's processes then meet an API server that is gone.
     await plane.stop();
+    if (withNode) cleanNode();
     janitor?.stop();
   };
   try {
@@ -91,8 +93,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 
 /** Stops a detached cluster from its pid files and cleans the node's host state. */
 export async function stopCluster(dir: string): Promise<void> {
-  cleanNode();
   await stopControlPlane(join(dir, 'pids'));
+  cleanNode();
 }
 
 export function clusterRunning(dir: string): boolean {

@@ -93,7 +93,8 @@ export async function stopFromPidDir(pidDir: string, order: readonly string[]): 
     const pid = recordedPid(pidDir, name);
     if (pid !== undefined && alive(pid)) {
       process.kill(pid, 'SIGTERM');
-      const deadline = Date.now() + 10_000;
+      // Longer than tether.sh takes to stop its child (5 s), so a tether is never killed mid-way.
+      const deadline = Date.now() + 12_000;
       while (alive(pid) && Date.now() < deadline) await sleep(100);
       if (alive(pid)) process.kill(pid, 'SIGKILL');
     }
