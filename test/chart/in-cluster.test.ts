@@ -112,7 +112,7 @@ describe('the chart, installed with the image built here', () => {
     const before = (await rolledOut()).map((p) => p.metadata?.name);
     const names = Array.from({ length: 12 }, (_, i) => uniqueName(`roll${i}`));
     await Promise.all(names.slice(0, 6).map((n) => tasks.create(workNs, n, { intent: intentOf(readPods), ttl: '15m' })));
-    const upgrade = helmOk(['upgrade', RELEASE, chartDir, '--namespace', releaseNs, '--kubeconfig', kubeconfig(), '-f', values(), '--set', `podAnnotations.rolled=${Date.now()}`]);
+    const upgrade = helmOk(['upgrade', RELEASE, chartDir, '--namespace', releaseNs, '--kubeconfig', kubeconfig(), '-f', values(), '--set-string', `podAnnotations.rolled=${Date.now()}`]);
     await Promise.all(names.slice(6).map((n) => tasks.create(workNs, n, { intent: intentOf(readPods), ttl: '15m' })));
     await upgrade;
     const after = (await rolledOut()).map((p) => p.metadata?.name);

@@ -1,8 +1,9 @@
 // helm install into the local control plane, then the operator run with nothing but the chart's
 // ServiceAccount token: every permission it uses must come from the chart's RBAC, and the grantable
-// ceiling must stop a grant the policies allow. No kubelet runs here, so the Deployment never starts
-// a pod; the operator runs as a local process and the webhook configurations point at it
-// (webhook.url), exactly as with the operator outside the cluster.
+// ceiling must stop a grant the policies allow. The operator runs as a local process and the webhook
+// configurations point at it (webhook.url), exactly as with the operator outside the cluster; the
+// Deployment's pods stay unscheduled (the test node admits only pods that tolerate it).
+// test/chart/in-cluster.test.ts runs the chart's own pods.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -41,7 +42,9 @@ beforeAll(async () => {
   releaseNs = uniqueName('tgchart-system');
   workNs = await createNamespace(admin, 'tgchart-work');
   const webhookPort = await freePort();
-  const values = valuesFile({ webhook: { url: `https://127.0.0.1:${webhookPort}` }, leaderElection: { leaseName: LEASE }, logLevel: 'debug' });
+  // The operator here is a local process this suite stops itself, so nothing would answer the
+  // uninstall hook (test/chart/in-cluster.test.ts proves the hook with the chart's own pods).
+  const values = valuesFile({ webhook: { url: `https://127.0.0.1:${webhookPort}` }, leaderElection: { leaseName: LEASE }, logLevel: 'debug', uninstall: { revokeLiveTasks: false } });
   await helmOk(['install', RELEASE, chartDir, '--namespace', releaseNs, '--create-namespace', '--kubeconfig', kubeconfigPath(), '-f', values]);
   installed = true;
 

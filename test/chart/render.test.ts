@@ -292,6 +292,23 @@ describe('values.schema.json', () => {
     expect(result.stderr).toMatch(/grantableCeiling\[0\]\.verbs contains "\*": wildcards are never grantable/);
   });
 
+  it('refuses a release whose ServiceAccount would look like a task identity (tg-*)', async () => {
+    const result = await helm(['template', 'tg', chartDir, '--namespace', ns]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/would start with "tg-" \(tg-taskgrant\), which taskgrant reserves for task ServiceAccounts/);
+    await helmOk(['template', 'tg', chartDir, '--namespace', ns, '--set', 'fullnameOverride=taskgrant']);
+  });
+
+  it('renders the uninstall hook: the operator image and ServiceAccount revoke every live task, and wait', async () => {
+    const objects = await render(RELEASE, ns);
+    const hook = find(objects, 'Job') as Manifest & { spec: { template: { spec: k8s.V1PodSpec } } };
+    expect(hook.metadata?.annotations?.['helm.sh/hook']).toBe('pre-delete');
+    const pod = hook.spec.template.spec;
+    expect(pod.serviceAccountName).toBe(find(objects, 'ServiceAccount').metadata?.name);
+    expect([...(pod.containers[0]?.command ?? []), ...(pod.containers[0]?.args ?? [])]).toEqual(['node', 'dist/src/cli/main.js', 'revoke', '--all', '--all-namespaces', '--reason', `taskgrant release ${RELEASE} uninstalled`, '--wait', '2m']);
+    expect((await render(RELEASE, ns, { uninstall: { revokeLiveTasks: false } })).filter((o) => o.kind === 'Job')).toEqual([]);
+  });
+
   it('accepts values.yaml as shipped', async () => {
     await helmOk(['template', RELEASE, chartDir, '--namespace', ns, '-f', join(chartDir, 'values.yaml')]);
   });

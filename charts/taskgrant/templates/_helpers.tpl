@@ -33,8 +33,14 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: taskgrant
 {{- end }}
 
+{{- /* tg-* ServiceAccounts are task identities: the identity guard refuses every pod that runs as
+one without its task's label, so the operator's own (a release named "tg") would never start. */}}
 {{- define "taskgrant.serviceAccountName" -}}
-{{- include "taskgrant.fullname" . }}
+{{- $name := include "taskgrant.fullname" . }}
+{{- if hasPrefix "tg-" $name }}
+{{- fail (printf "the release's names would start with \"tg-\" (%s), which taskgrant reserves for task ServiceAccounts: choose another release name or set fullnameOverride" $name) }}
+{{- end }}
+{{- $name }}
 {{- end }}
 
 {{/* The Service in front of the webhook port; also the name the serving certificate carries. */}}
