@@ -129,6 +129,28 @@ describe('borrowing a task identity', () => {
   });
 });
 
+describe('pod-supplied token volumes (audit finding 3)', () => {
+  const yearLong = { name: 'year-long', projected: { sources: [{ serviceAccountToken: { path: 't', audience: 'vault.example.com', expirationSeconds: 31_536_000 } }] } };
+
+  it("refuses a task pod that asks the kubelet for a year-long token of the task's identity", async () => {
+    const task = await granted(uniqueName('tokvol'));
+    const message = await refusalMessage(() => createPod(ns, pod(uniqueName('p'), { 'taskgrant.io/task': task.metadata.name }, { volumes: [yearLong] })));
+    expect(message).toMatch(/projects its own ServiceAccount token \(volume year-long\)/);
+    expect((await tasks.core.listNamespacedPod({ namespace: ns, labelSelector: `taskgrant.io/task=${task.metadata.name}` })).items).toEqual([]);
+  });
+
+  it('is refused inside the API server too, where no webhook looks (the identity guard)', async () => {
+    // The webhooks never see the operator's own namespace; the identity guard sees every namespace.
+    const where = operator.config.namespace;
+    const serviceAccount = 'tg-x-12345678';
+    await tasks.core.createNamespacedServiceAccount({ namespace: where, body: { metadata: { name: serviceAccount } } }).catch(() => undefined);
+    const asTaskPod = (volumes: k8s.V1Volume[]) => pod(uniqueName('p'), { 'taskgrant.io/task': 'x' }, { serviceAccountName: serviceAccount, automountServiceAccountToken: false, volumes });
+    const dryRun = (body: k8s.V1Pod) => tasks.core.createNamespacedPod({ namespace: where, body, dryRun: 'All' });
+    expect(await statusOfCall(() => dryRun(asTaskPod([])))).toBe(200);
+    expect(await refusalMessage(() => dryRun(asTaskPod([yearLong])))).toMatch(/may not project ServiceAccount tokens of its own/);
+  });
+});
+
 describe('tasks asking for what no task may hold', () => {
   const rbac = 'rbac.authorization.k8s.io';
   const admission = 'admissionregistration.k8s.io';

@@ -72,8 +72,9 @@ async function exchange(subjectToken: string): Promise<Answer> {
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
+/** A backend's question; the backend is AUDIENCE unless the question names another (or none: undefined). */
 async function verify(question: Record<string, unknown>): Promise<Answer> {
-  const res = await fetch(`${issuer}/v1/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(question) });
+  const res = await fetch(`${issuer}/v1/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ audience: AUDIENCE, ...question }) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
@@ -137,6 +138,10 @@ describe('a task pod\'s receipt', () => {
     expect((await verify({ token: receipt, verb: 'list', apiGroup: '', resource: 'pods', namespace: ns, name: '' })).body).toMatchObject({ allowed: true });
     expect((await verify({ token: receipt, tool: 'kubectl-logs' })).body).toMatchObject({ allowed: true });
     expect((await verify({ token: receipt, tool: 'kubectl-exec' })).body).toEqual({ allowed: false, reason: expect.stringMatching(/not among the task's declared tools/) });
+    // Replayed at another backend (audit finding 12): refused, and a backend must say who it is.
+    expect((await verify({ token: receipt, tool: 'kubectl-logs', audience: 'https://billing.example.com' })).body).toEqual({ allowed: false, reason: expect.stringMatching(/aud/) });
+    const anonymous = await verify({ token: receipt, tool: 'kubectl-logs', audience: undefined });
+    expect(anonymous).toEqual({ status: 400, body: { allowed: false, reason: expect.stringMatching(/audience is required/) } });
     expect((await verify({ token: receipt, verb: 'get', apiGroup: '', resource: 'secrets', namespace: ns, name: '' })).body).toEqual({ allowed: false, reason: expect.stringMatching(/outside the task's grant/) });
   });
 

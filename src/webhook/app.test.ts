@@ -176,6 +176,18 @@ describe('POST /mutate/pods', () => {
     expectDenied(await admit('/mutate/pods', r), /spec.serviceAccountName to deployer; a pod of task team-a\/summarize-errors runs as the task's ServiceAccount tg-summarize-errors-0f6a1c2e/);
   });
 
+  it('refuses a task pod that projects a ServiceAccount token of its own (any audience, any lifetime)', async () => {
+    const r = review('pod-create');
+    const spec = r.request.object.spec as Record<string, Json>;
+    spec.volumes = [...((spec.volumes as Json[]) ?? []), { name: 'year-long', projected: { sources: [{ serviceAccountToken: { path: 't', audience: 'vault', expirationSeconds: 31_536_000 } }] } }];
+    expectDenied(await admit('/mutate/pods', r), /pod of task team-a\/summarize-errors projects its own ServiceAccount token \(volume year-long\)/);
+    // A volume it calls taskgrant-token is rewritten, not refused: the webhook owns that name.
+    const own = review('pod-create');
+    (own.request.object.spec as Record<string, Json>).volumes = [{ name: TOKEN_VOLUME, projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 31_536_000 } }] } }];
+    const pod = patched<Pod>(own, await admit('/mutate/pods', own));
+    expect(pod.spec.volumes?.find((v) => v.name === TOKEN_VOLUME)).toEqual({ name: TOKEN_VOLUME, projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 600 } }, clusterCa] } });
+  });
+
   it('accepts a pod that already names the task ServiceAccount', async () => {
     const r = review('pod-create');
     Object.assign(r.request.object.spec as Record<string, Json>, { serviceAccountName: TASK_SA, serviceAccount: TASK_SA });
@@ -423,6 +435,15 @@ describe('POST /validate/pods (identity guard)', () => {
     expect((await admit('/validate/pods', mutated)).allowed).toBe(true);
     cluster.addTask(liveTask('Active', { serviceAccount: 'tg-summarize-errors-ffffffff' }));
     expectDenied(await admit('/validate/pods', mutated), /cannot be confirmed as the grant of task team-a\/summarize-errors/);
+  });
+
+  it('refuses a task pod that carries a ServiceAccount token projection besides taskgrant-token', async () => {
+    const r = review('pod-create');
+    const mutated = structuredClone(r);
+    mutated.request.object = patched(r, await admit('/mutate/pods', r));
+    const spec = mutated.request.object.spec as Record<string, Json>;
+    spec.volumes = [...((spec.volumes as Json[]) ?? []), { name: 'extra', projected: { sources: [{ configMap: { name: 'x' } }, { serviceAccountToken: { path: 't' } }] } }];
+    expectDenied(await admit('/validate/pods', mutated), /pod running as tg-summarize-errors-0f6a1c2e projects its own ServiceAccount token \(volume extra\)/);
   });
 
   it('refuses a labelled pod that skipped /mutate/pods', async () => {

@@ -257,6 +257,27 @@ function checkTaskForPod(task: AgentTask | undefined, where: string, now: Date):
   };
 }
 
+/**
+ * Volumes that project a ServiceAccount token, besides taskgrant's own (which /mutate/pods
+ * rewrites) and the defaulted API-access volume (which it removes). Through one of these the
+ * kubelet would mint the task identity's tokens with any audience and lifetime the pod chose.
+ */
+export function podSuppliedTokenVolumes(spec: PodSpec): string[] {
+  return (spec.volumes ?? [])
+    .filter((v) => v.name !== TOKEN_VOLUME && !isApiAccess(v.name))
+    .filter((v) => {
+      const sources = isRecord(v.projected) && Array.isArray(v.projected.sources) ? v.projected.sources : [];
+      return sources.some((source) => isRecord(source) && source.serviceAccountToken !== undefined);
+    })
+    .map((v) => v.name);
+}
+
+function refuseSuppliedTokens(spec: PodSpec, who: string): string | undefined {
+  const supplied = podSuppliedTokenVolumes(spec);
+  if (supplied.length === 0) return undefined;
+  return `${who} projects its own ServiceAccount token (volume ${supplied.join(', ')}): a task pod gets only the token taskgrant mounts, with the task's audience and lifetime`;
+}
+
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** `/mutate/pods` (CREATE): admit a labelled pod only onto a live grant, and give it the grant's identity. */
@@ -286,6 +307,8 @@ export function mutateTaskPod(request: AdmissionRequest, deps: PodDeps): Mutatio
     }
   }
   const { task, grant } = check;
+  const supplied = refuseSuppliedTokens(pod.spec, `pod of task ${where}`);
+  if (supplied) return deny(supplied);
   for (const field of ['serviceAccountName', 'serviceAccount'] as const) {
     const named = pod.spec[field];
     // "default" is what the ServiceAccount admission plugin fills in for an unset field.
@@ -332,6 +355,8 @@ function guardCreate(request: AdmissionRequest, deps: PodDeps): ValidationVerdic
     // The ServiceAccount cache may lag the task's status; the task naming it as its grant is equally authoritative.
     if (owner === undefined && deps.tasks.get(namespace, label)?.status?.grant?.serviceAccount !== serviceAccount)
       return deny(`ServiceAccount ${serviceAccount} cannot be confirmed as the grant of task ${namespace}/${label}`);
+    const supplied = refuseSuppliedTokens(pod.spec, `pod running as ${serviceAccount}`);
+    if (supplied) return deny(supplied);
   }
   if (label !== undefined) {
     // Every labelled pod must have been through /mutate/pods; if that webhook is missing or

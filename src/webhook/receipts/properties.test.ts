@@ -64,10 +64,10 @@ describe('verify against the grant', () => {
         if (issued.type !== 'issued') throw new Error(`exchange ${issued.type}`);
         const token = issued.response.access_token;
         for (const r of requests) {
-          const answer = await verifyReceipt({ token, question: { type: 'resource', tuple: r } }, deps);
+          const answer = await verifyReceipt({ token, question: { type: 'resource', tuple: r }, audience: 'backend' }, deps);
           expect([answer.type, r]).toEqual([oracle(rules, r) ? 'allowed' : 'denied', r]);
         }
-        const toolAnswer = await verifyReceipt({ token, question: { type: 'tool', tool } }, deps);
+        const toolAnswer = await verifyReceipt({ token, question: { type: 'tool', tool }, audience: 'backend' }, deps);
         expect(toolAnswer.type).toBe(tools.includes(tool) ? 'allowed' : 'denied');
       }),
       { numRuns: 150 },

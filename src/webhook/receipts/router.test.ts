@@ -64,7 +64,8 @@ async function post(path: string, body: string, contentType: string): Promise<An
 }
 
 const exchange = (fields: Record<string, string | string[]> = EXCHANGE) => post('/v1/token', form(fields), 'application/x-www-form-urlencoded');
-const verify = (body: Record<string, unknown>) => post('/v1/verify', JSON.stringify(body), 'application/json');
+/** A backend's question; it names itself (the exchange's audience) unless the test says otherwise. */
+const verify = (body: Record<string, unknown>) => post('/v1/verify', JSON.stringify({ audience: EXCHANGE.audience, ...body }), 'application/json');
 
 async function receipt(fields: Record<string, string | string[]> = EXCHANGE): Promise<string> {
   const res = await exchange(fields);
@@ -352,7 +353,9 @@ describe('POST /v1/verify', () => {
   });
 
   const badRequests: Array<[string, string, string]> = [
-    ['no token', JSON.stringify({ tool: 'kubectl-logs' }), 'application/json'],
+    ['no token', JSON.stringify({ tool: 'kubectl-logs', audience: 'backend' }), 'application/json'],
+    ['no audience (a receipt for another backend would pass)', JSON.stringify({ token: 'x', tool: 'kubectl-logs' }), 'application/json'],
+    ['an empty audience', JSON.stringify({ token: 'x', tool: 'kubectl-logs', audience: '' }), 'application/json'],
     ['no question', JSON.stringify({ token: 'x' }), 'application/json'],
     ['both a tool and a resource', JSON.stringify({ token: 'x', tool: 't', verb: 'get', resource: 'pods', namespace: NS }), 'application/json'],
     ['a resource without a namespace', JSON.stringify({ token: 'x', verb: 'get', resource: 'pods' }), 'application/json'],

@@ -12,8 +12,11 @@ export type VerifyQuestion = { type: 'tool'; tool: string } | { type: 'resource'
 export interface VerifyRequest {
   token: string;
   question: VerifyQuestion;
-  /** When given, the receipt must have been issued for this audience (the asking backend). */
-  audience?: string;
+  /**
+   * The asking backend: the receipt must have been issued for it. Required, so that a receipt
+   * minted for one backend is never accepted by another that forgot to say who it is.
+   */
+  audience: string;
 }
 
 export type ParsedVerify = { ok: true; value: VerifyRequest } | { ok: false; error: string };
@@ -30,8 +33,8 @@ export function parseVerifyRequest(body: unknown): ParsedVerify {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return { ok: false, error: 'the body must be a JSON object (Content-Type: application/json)' };
   const b = body as Record<string, unknown>;
   if (typeof b.token !== 'string' || b.token.length === 0) return { ok: false, error: 'token is required: the receipt to check' };
-  if (b.audience !== undefined && (!isField(b.audience) || b.audience === '')) return { ok: false, error: 'audience, when given, must be a non-empty string' };
-  const audience = b.audience === undefined ? {} : { audience: b.audience };
+  if (!isField(b.audience) || b.audience === '') return { ok: false, error: 'audience is required: the backend asking, which the receipt must have been issued for' };
+  const audience = { audience: b.audience };
   const resourceFields = ['verb', 'apiGroup', 'resource', 'namespace', 'name'] as const;
   const asksResource = resourceFields.some((f) => b[f] !== undefined);
   if (b.tool !== undefined) {
@@ -76,7 +79,7 @@ export async function verifyReceipt(request: VerifyRequest, deps: ReceiptsDeps):
     ({ payload } = await jwtVerify(request.token, createLocalJWKSet({ keys: published.map((k) => ({ ...k.publicJwk })) }), {
       algorithms: [RECEIPT_ALG],
       issuer: deps.issuer,
-      ...(request.audience !== undefined ? { audience: request.audience } : {}),
+      audience: request.audience,
       currentDate: now,
       requiredClaims: ['iat', 'exp', 'jti', 'sub', 'aud'],
     }));
