@@ -168,7 +168,7 @@ describe('approve, deny, revoke', () => {
     const created = await tasks.create(ns, name, { intent: intentOf(readSecrets) });
     await tasks.waitForPhase(ns, name, 'AwaitingApproval');
 
-    const r = await cli(approver.kubeconfig, 'approve', name, '-n', ns, '--reason', 'on-call approved INC-1234');
+    const r = await cli(approver.kubeconfig, 'approve', name, '-n', ns, '--reason', 'on-call approved INC-1234', '--uid', created.metadata.uid ?? '');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^taskapproval\\.taskgrant\\.io/${name}-approve-[a-z0-9]{5} created: Approve agenttask ${ns}/${name} \\(uid ${created.metadata.uid}\\): "on-call approved INC-1234"\\n$`));
@@ -184,9 +184,9 @@ describe('approve, deny, revoke', () => {
 
   it('approve by the task\'s own requester is refused by the admission webhook, with its message', async () => {
     const name = uniqueName('self');
-    await tasks.create(ns, name, { intent: intentOf(readSecrets) });
+    const own = await tasks.create(ns, name, { intent: intentOf(readSecrets) });
     await tasks.waitForPhase(ns, name, 'AwaitingApproval');
-    const r = await asAdmin('approve', name, '-n', ns, '--reason', 'approving my own task');
+    const r = await asAdmin('approve', name, '-n', ns, '--reason', 'approving my own task', '--uid', own.metadata.uid ?? '');
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^Error: admission webhook .*cannot approve it[^\n]*\n$/);
   });
@@ -202,14 +202,46 @@ describe('approve, deny, revoke', () => {
 
   it('deny moves an AwaitingApproval task to Denied', async () => {
     const name = uniqueName('deny');
-    await tasks.create(ns, name, { intent: intentOf(readSecrets) });
+    const task = await tasks.create(ns, name, { intent: intentOf(readSecrets) });
     await tasks.waitForPhase(ns, name, 'AwaitingApproval');
-    const r = await cli(approver.kubeconfig, 'deny', name, '-n', ns, '--reason', 'no secrets for this agent');
+    const r = await cli(approver.kubeconfig, 'deny', name, '-n', ns, '--reason', 'no secrets for this agent', '--uid', task.metadata.uid ?? '');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`created: Deny agenttask ${ns}/${name}`);
     const denied = await tasks.waitForPhase(ns, name, 'Denied');
     expect(denied.status?.reason).toBe('ApprovalDenied');
     expect(denied.status?.message).toContain('no secrets for this agent');
+  });
+
+  it('approve lands on the task the approver reviewed, never on one recreated under its name (audit finding 6)', async () => {
+    const name = uniqueName('swap');
+    const reviewed = await tasks.create(ns, name, { intent: intentOf(readSecrets) });
+    await tasks.waitForPhase(ns, name, 'AwaitingApproval');
+    await tasks.delete(ns, name);
+    await eventually(async () => (await tasks.get(ns, name)) === undefined, 'the reviewed task to be gone');
+    const swapped = await tasks.create(ns, name, { intent: intentOf({ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list'] }) });
+    await tasks.waitForPhase(ns, name, 'AwaitingApproval');
+
+    const stale = await cli(approver.kubeconfig, 'approve', name, '-n', ns, '--reason', 'looked fine', '--uid', reviewed.metadata.uid ?? '');
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toBe(`Error: agenttask "${name}" in namespace "${ns}" is not the one you reviewed: its uid is now ${swapped.metadata.uid} (it was deleted and recreated); review it again with "kubectl taskgrant explain"\n`);
+    // No terminal here to confirm on, and no --uid: refused rather than guessed.
+    const blind = await cli(approver.kubeconfig, 'approve', name, '-n', ns, '--reason', 'looked fine');
+    expect(blind.code).toBe(1);
+    expect(blind.stderr).toMatch(/^Error: no terminal to confirm on: pass --uid <uid>/);
+    const approvals = (await tasks.custom.listNamespacedCustomObject({ group: 'taskgrant.io', version: 'v1alpha1', namespace: ns, plural: 'taskapprovals' })) as { items: { spec: { task: string } }[] };
+    expect(approvals.items.filter((a) => a.spec.task === name)).toEqual([]);
+    expect((await tasks.get(ns, name))?.status?.phase).toBe('AwaitingApproval');
+
+    // On a terminal: the task's permissions are shown, and only a yes writes the approval.
+    const asked: string[] = [];
+    let stderr = '';
+    const answer = (yes: boolean) => ({ stdout: () => undefined, stderr: (t: string) => (stderr += t), confirm: async (q: string) => (asked.push(q), yes) });
+    expect(await run(['--kubeconfig', approver.kubeconfig, 'approve', name, '-n', ns, '--reason', 'looked fine'], answer(false))).toBe(1);
+    expect(stderr).toContain(`agenttask "${name}" in namespace "${ns}" (uid ${swapped.metadata.uid}), agent log-summarizer, asks for:\n  get,list core/secrets in ${ns}\n`);
+    expect(stderr).toContain('Error: not approved: nothing was written');
+    expect(await run(['--kubeconfig', approver.kubeconfig, 'approve', name, '-n', ns, '--reason', 'looked fine'], answer(true))).toBe(0);
+    expect(asked).toEqual(['approve it?', 'approve it?']);
+    await tasks.waitForPhase(ns, name, 'Granted');
   });
 
   it('revoke ends a grant: the task is Revoked and its objects are gone', async () => {

@@ -9,6 +9,11 @@ export interface CliIO {
   readStdin?(): Promise<string>;
   /** Milliseconds since the epoch; injected so durations in tests are exact. */
   now?(): number;
+  /**
+   * Asks a yes/no question on the terminal. Absent when there is no terminal (a pipe, CI, a
+   * hook): then nothing can be confirmed, and commands that need a confirmation refuse.
+   */
+  confirm?(question: string): Promise<boolean>;
 }
 
 /** Exit codes. `check` relies on them to gate CI: 1 means "a task would not be granted". */
