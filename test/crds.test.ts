@@ -89,6 +89,13 @@ describe('AgentTask CRD', () => {
     ['maxPods 0', (n) => agentTask(n, { maxPods: 0 }), /spec\.maxPods/],
     ['parentTask not a name', (n) => agentTask(n, { parentTask: 'Not A Task' }), /spec\.parentTask/],
     ['name longer than 63', () => agentTask(`t${'x'.repeat(63)}`), /metadata\.name must be at most 63 characters/],
+    // Audit finding 11: escapes that would rewrite what `explain` shows an approver.
+    ['a terminal escape in a resource', (n) => agentTask(n, rule({ resources: ['pods\u001b[2K\rsecrets'] })), /spec\.intent\.permissions\[\]\.resources\[\] must not contain control/],
+    ['a bidi override in an apiGroup', (n) => agentTask(n, rule({ apiGroups: ['\u202eppa'] })), /spec\.intent\.permissions\[\]\.apiGroups\[\] must not contain control/],
+    ['a control character in a verb', (n) => agentTask(n, rule({ verbs: ['get\u0007'] })), /spec\.intent\.permissions\[\]\.verbs\[\] must not contain control/],
+    ['a zero-width space in a resourceName', (n) => agentTask(n, rule({ resourceNames: ['db\u200b'] })), /spec\.intent\.permissions\[\]\.resourceNames\[\] must not contain control/],
+    ['a terminal escape in a tool', (n) => agentTask(n, intent({ tools: ['kubectl\u001b]0;pwned\u0007'] })), /spec\.intent\.tools\[\] must not contain control/],
+    ['a control character in an audience', (n) => agentTask(n, { token: { audiences: ['vault\u0000'] } }), /spec\.token\.audiences\[\] must not contain control/],
   ];
 
   it.each(badTasks)('refuses %s with a message naming the field', async (_title, make, expected) => {

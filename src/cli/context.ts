@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { dns1123Subdomain, type AgentTask } from '../api/index.js';
 import type { CliConnection } from '../kube/tasks-client.js';
-import type { OutputFormat } from './format.js';
+import { printable, type OutputFormat } from './format.js';
 import { CliError, EXIT_ERROR, type CliIO } from './io.js';
 
 export interface GlobalOptions {
@@ -33,12 +33,13 @@ export class CommandContext {
     return this.io.now?.() ?? Date.now();
   }
 
+  /** Everything printed goes through printable(): no field of a task can drive the terminal. */
   out(text: string): void {
-    this.io.stdout(text);
+    this.io.stdout(printable(text));
   }
 
   err(text: string): void {
-    this.io.stderr(text);
+    this.io.stderr(printable(text));
   }
 
   async connection(): Promise<CliConnection> {

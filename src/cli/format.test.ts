@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { AgentTask, Phase } from '../api/index.js';
 import { listRows } from './commands/list.js';
-import { formatRule, formatSpan, formatTable, remainingTtl, summarizePermissions } from './format.js';
+import { formatRule, formatSpan, formatTable, printable, remainingTtl, summarizePermissions } from './format.js';
 
 const NOW = Date.parse('2025-06-01T12:00:00Z');
 
@@ -120,5 +120,13 @@ describe('list rows', () => {
     expect(rows.map((r) => `${r[0]}/${r[1]}`)).toEqual(['team-a/z', 'team-b/a', 'team-b/b']);
     expect(rows[0]).toEqual(['team-a', 'z', 'log-summarizer', 'Granted', '10m', 'get,list pods; get pods/log', 'PolicyAllowed', '5m']);
     expect(listRows(tasks, NOW, false)[1]).toEqual(['a', 'log-summarizer', '-', '-', 'get,list pods; get pods/log', '-', '5m']);
+  });
+});
+
+describe('printable', () => {
+  it('shows terminal escapes, invisible and bidi-override characters as \\u escapes, and keeps the rest', () => {
+    expect(printable('get pods\u001b[2K\rsecrets')).toBe('get pods\\u001B[2K\\u000Dsecrets');
+    expect(printable('\u202egpa\u200b')).toBe('\\u202Egpa\\u200B');
+    expect(printable('line one\n\tline two — ünïcode 🚀')).toBe('line one\n\tline two — ünïcode 🚀');
   });
 });

@@ -6,6 +6,16 @@ import { isLive, ruleNamespace, type AgentTask, type PermissionRule } from '../a
 export const OUTPUT_FORMATS = ['table', 'json', 'yaml'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
+// Terminal escapes, invisible and bidirectional-override characters: printed raw they could
+// rewrite or hide what an approver reads (the CRD refuses them in a task's spec; names, messages
+// and usernames from elsewhere may still carry them).
+const UNPRINTABLE = /[\x00-\x08\x0B-\x1F\x7F-\x9F\u061C\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
+
+/** Every character that could act on the terminal, shown as its `\uXXXX` escape instead. */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`);
+}
+
 /** Printed for a value that does not apply, as kubectl's printer columns do with `<none>`, shorter. */
 export const NONE = '-';
 

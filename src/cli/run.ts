@@ -7,7 +7,7 @@ import { explainCommand } from './commands/explain.js';
 import { listCommand } from './commands/list.js';
 import { revokeCommand } from './commands/revoke.js';
 import { CommandContext, type GlobalOptions } from './context.js';
-import { OUTPUT_FORMATS } from './format.js';
+import { OUTPUT_FORMATS, printable } from './format.js';
 import { CliError, EXIT_ERROR, EXIT_FAILURE, EXIT_OK, describeError, describeErrorVerbose, type CliIO } from './io.js';
 
 export type { CliIO } from './io.js';
@@ -85,7 +85,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     }
     const command = current ?? program;
     const globals = command.optsWithGlobals<GlobalOptions>();
-    io.stderr(debugLevel(globals.v) ? `${describeErrorVerbose(err)}\n` : `Error: ${describeError(err)}\n`);
+    io.stderr(printable(debugLevel(globals.v) ? `${describeErrorVerbose(err)}\n` : `Error: ${describeError(err)}\n`));
     if (err instanceof CliError) return err.exitCode;
     // `check` promises 2 for anything it could not check; elsewhere kubectl's 1.
     return command.name() === 'check' ? EXIT_ERROR : EXIT_FAILURE;
