@@ -37,14 +37,19 @@ beforeAll(async () => {
   await installCrds(admin, join(repoRoot(), 'crds'));
 });
 
+/** Phases the lifecycles have seen reached, across all of them: the operator's forward progress. */
+let progress = 0;
+
 /** One task from creation to its ending; tolerant of the operator being down at any step. */
 async function lifecycle(ns: string, i: number, ending: Ending): Promise<Lifecycle> {
   const name = `t-${i}`;
   const created = await tasks.create(ns, name, { agent: `agent-${i % 40}`, intent: intentOf(readPods), ...(ending === 'expire' ? { ttl: '10s' } : {}) });
   const granted = await tasks.waitForPhase(ns, name, 'Granted', 120_000);
+  progress += 1;
   await tasks.createTaskPod(granted, `${name}-pod`);
   // A 10 s grant can lapse while the operator is down, before the pod's admission is recorded.
   const active = await tasks.waitForPhase(ns, name, ending === 'expire' ? ['Active', 'Expired'] : 'Active', 120_000);
+  progress += 1;
   if (active.status?.phase === 'Expired') return { name, ending, uid: created.metadata.uid ?? '', admitted: false };
   switch (ending) {
     case 'succeed':
@@ -142,7 +147,11 @@ describe('crash anywhere', () => {
     let kills = 0;
     const killer = (async () => {
       while (!stopped) {
+        // A random point in each life, but never before that life has moved some task on: on a
+        // busy machine a fixed window can end every life before it has done anything.
+        const before = progress;
         await new Promise((r) => setTimeout(r, 400 + Math.random() * 1600));
+        while (!stopped && progress === before) await new Promise((r) => setTimeout(r, 100));
         if (stopped) break;
         await operator?.kill('SIGKILL');
         kills += 1;

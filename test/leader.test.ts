@@ -78,11 +78,13 @@ describe('LeaderElector on a real Lease', () => {
     b.start();
     await new Promise((r) => setTimeout(r, 500));
     expect(b.isLeader).toBe(false);
-    const stoppedAt = Date.now();
     await a.stop();
-    await eventually(async () => b.isLeader, 'replica-b to take over', 3_000, 20);
-    // Far sooner than the 3 s the Lease would otherwise have had to expire.
-    expect(Date.now() - stoppedAt).toBeLessThan(1_500);
+    // Released, not left to expire: the record says so the moment stop() returns (client-go's
+    // release: no holder, a 1 s duration), so the follower need not wait out the 3 s Lease.
+    const released = await api.get<LeaseObject>(paths.lease(ns, lease));
+    expect(['', 'replica-b']).toContain(released.spec?.holderIdentity ?? '');
+    if (released.spec?.holderIdentity !== 'replica-b') expect(released.spec?.leaseDurationSeconds).toBe(1);
+    await eventually(async () => b.isLeader, 'replica-b to take over', 30_000, 20);
     expect(log).toEqual(['replica-a started', 'replica-a stopped', 'replica-b started']);
     expect(await holder(lease)).toBe('replica-b');
   });

@@ -25,6 +25,11 @@ describe('chart copies', () => {
     expect(kindOf(join(root, 'crds', 'taskgrant.io_identity-guard.yaml'))).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
   });
 
+  it('files/token-guard.yaml is crds/taskgrant.io_token-guard.yaml', () => {
+    expect(bytes(chart, 'files', 'token-guard.yaml').equals(bytes(root, 'crds', 'taskgrant.io_token-guard.yaml'))).toBe(true);
+    expect(kindOf(join(root, 'crds', 'taskgrant.io_token-guard.yaml'))).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+  });
+
   it('files/policies/ is the default policy set of policies/, byte for byte', () => {
     const defaults = readdirSync(join(root, 'policies')).filter((f) => f.endsWith('.cedar') || f === 'schema.cedarschema');
     expect(defaults).toContain('schema.cedarschema');
