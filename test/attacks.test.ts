@@ -151,6 +151,24 @@ describe('pod-supplied token volumes (audit finding 3)', () => {
   });
 });
 
+describe('labels through pods/status (audit finding 10)', () => {
+  it("refuses a status writer moving a task pod to another task's label", async () => {
+    const name = uniqueName('status');
+    await granted(name);
+    const admitted = await createPod(ns, pod(`${name}-pod`, { 'taskgrant.io/task': name }));
+    // What a controller or node agent with status rights holds.
+    const writer = await userWith(admin, ns, uniqueName('status-writer'), [{ apiGroups: [''], resources: ['pods/status'], verbs: ['get', 'patch', 'update'] }]);
+    const asWriter = writer.kc.makeApiClient(k8s.CoreV1Api);
+    const relabel = (labels: Record<string, string | null>) =>
+      asWriter.patchNamespacedPodStatus({ name: admitted.metadata?.name ?? '', namespace: ns, body: { metadata: { labels } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+    expect(await refusalMessage(() => relabel({ 'taskgrant.io/task': 'someone-else' }))).toMatch(/ValidatingAdmissionPolicy 'taskgrant-identity-guard'/);
+    expect(await refusalMessage(() => relabel({ 'taskgrant.io/task': null }))).toMatch(/ValidatingAdmissionPolicy 'taskgrant-identity-guard'/);
+    expect((await tasks.core.readNamespacedPod({ namespace: ns, name: admitted.metadata?.name ?? '' })).metadata?.labels?.['taskgrant.io/task']).toBe(name);
+    // Status itself still moves, as a kubelet's would.
+    expect(await statusOfCall(() => asWriter.patchNamespacedPodStatus({ name: admitted.metadata?.name ?? '', namespace: ns, body: { status: { phase: 'Running' } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)))).toBe(200);
+  });
+});
+
 describe('task identities outside pods (audit finding 4)', () => {
   it("refuses a namespace editor minting the task identity's tokens, or a legacy token Secret for it", async () => {
     const task = await granted(uniqueName('mint'));

@@ -162,6 +162,9 @@ export class ControlPlane {
       `--service-cluster-ip-range=${serviceCidr}`,
       '--allow-privileged=true',
       `--profiling=${this.options.profiling === true}`,
+      // Without a node (make bench) the API server stays on loopback, which Kubernetes 1.37
+      // refuses to advertise in the `kubernetes` Service's endpoints; no pod would use them.
+      ...(bindAddress.startsWith('127.') ? ['--endpoint-reconciler-type=none'] : []),
       '--v=1',
     ]);
     this.info = { kubeconfigPath, server, caPem: ca.certPem, issuer };
