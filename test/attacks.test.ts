@@ -9,7 +9,7 @@ import { startOperatorSuite } from './harness/suite.js';
 import { apiServerRequest, canApprove, canCreate, userWith, type TestUser } from './harness/security.js';
 import { type TaskHelper, intentOf, readPods } from './harness/tasks.js';
 import { ConfigMapLedger } from '../src/kube/ledger.js';
-import type { AgentTask, Phase } from '../src/api/index.js';
+import { taskServiceAccountName, type AgentTask, type Phase } from '../src/api/index.js';
 
 const group = 'taskgrant.io';
 const version = 'v1alpha1';
@@ -421,6 +421,30 @@ describe('approvals', () => {
     });
     await eventually(async () => (await statusOfCall(() => approveAs(approver, name, task.metadata.uid ?? ''))) === 200, 'the approval to be accepted once the approver may approve in both namespaces');
     expect((await tasks.waitForPhase(ns, name, 'Granted')).status?.grant?.namespaces).toEqual([ns, otherNs].sort());
+  });
+
+  it('never binds a Role someone made first under the grant\'s name (audit finding 13)', async () => {
+    const name = uniqueName('squat');
+    const task = await createTaskAs(requester, name, agentName(), [readSecrets]);
+    await tasks.waitForPhase(ns, name, 'AwaitingApproval');
+    // The names are predictable once the task exists; a namespace admin gets there first.
+    const grantName = taskServiceAccountName(name, task.metadata.uid ?? '');
+    const squatter = await userWith(admin, ns, uniqueName('squatter'), [
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['roles'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: ['get', 'list', 'delete'] },
+    ]);
+    const asSquatter = squatter.kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+    await asSquatter.createNamespacedRole({ namespace: ns, body: { metadata: { name: grantName }, rules: [{ apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: ['get', 'list', 'delete'] }] } });
+    await approveAs(approver, name, task.metadata.uid ?? '');
+    await tasks.waitForPhase(ns, name, 'Granted');
+    const role = await tasks.rbac.readNamespacedRole({ namespace: ns, name: grantName });
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['db'] }]);
+    expect(role.metadata?.labels?.['taskgrant.io/task-uid']).toBe(task.metadata.uid);
+    // And the grant's token holds exactly that.
+    const pod = await createPod(ns, { metadata: { name: `${name}-pod`, labels: { 'taskgrant.io/task': name } }, spec: { containers: [{ name: 'agent', image: 'registry.invalid/agent:1' }] } });
+    const asTask = tasks.asToken(await tasks.mintPodToken(ns, grantName, pod));
+    expect(await statusOfCall(() => asTask.listNamespacedConfigMap({ namespace: ns }))).toBe(403);
+    expect(await statusOfCall(() => asTask.listNamespacedSecret({ namespace: ns }))).toBe(403);
   });
 
   it('changes nothing when approving a task that already ended', async () => {

@@ -59,7 +59,7 @@ export class FakeCluster implements ClusterView, ClusterWriter {
     return new Set([...this.objects.values()].map((o) => o.object.metadata.labels?.['taskgrant.io/task-uid'] ?? ''));
   }
 
-  async create(kind: ManagedKind, object: Managed) {
+  async create<T extends Managed>(kind: ManagedKind, object: T): Promise<T> {
     if (kind === 'Role' && this.refuseRoles) {
       throw new Error('POST roles: 403 roles.rbac.authorization.k8s.io "x" is forbidden: user "taskgrant" (groups=[]) is attempting to grant RBAC permissions not currently held');
     }
@@ -73,10 +73,15 @@ export class FakeCluster implements ClusterView, ClusterWriter {
       }
       await new Promise((resolve) => setImmediate(resolve));
     }
+    const key = `${kind}/${object.metadata.namespace}/${object.metadata.name}`;
+    // As the API server: a taken name is not overwritten (AlreadyExists), and the adapter reads back what is there.
+    const existing = this.objects.get(key);
+    if (existing) return structuredClone(existing.object) as T;
     this.writes.push(`create ${kind} ${object.metadata.namespace}/${object.metadata.name}`);
-    this.objects.set(`${kind}/${object.metadata.namespace}/${object.metadata.name}`, { kind, object: structuredClone(object) });
+    this.objects.set(key, { kind, object: structuredClone(object) });
+    return structuredClone(object);
   }
-  async replace(kind: ManagedKind, object: RoleObject | RoleBindingObject) {
+  async replace(kind: ManagedKind, object: Managed) {
     this.writes.push(`replace ${kind} ${object.metadata.namespace}/${object.metadata.name}`);
     this.objects.set(`${kind}/${object.metadata.namespace}/${object.metadata.name}`, { kind, object: structuredClone(object) });
   }

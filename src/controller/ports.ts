@@ -21,8 +21,13 @@ export interface ClusterView {
 
 /** Write side. Each call goes to the API server; results are written through to the caches. */
 export interface ClusterWriter {
-  create(kind: ManagedKind, object: ServiceAccountObject | RoleObject | RoleBindingObject): Promise<void>;
-  replace(kind: ManagedKind, object: RoleObject | RoleBindingObject): Promise<void>;
+  /**
+   * Resolves with the object as it now stands: the one created, or — when the name was taken —
+   * the one that was already there, which the caller must check before relying on it (anyone
+   * allowed to create Roles could have made it first, with other rules).
+   */
+  create<T extends ServiceAccountObject | RoleObject | RoleBindingObject>(kind: ManagedKind, object: T): Promise<T>;
+  replace(kind: ManagedKind, object: ServiceAccountObject | RoleObject | RoleBindingObject): Promise<void>;
   /** Resolves false when it was already gone. */
   delete(kind: ManagedKind, namespace: string, name: string): Promise<boolean>;
   patchTaskStatus(task: AgentTask, status: AgentTaskStatus): Promise<AgentTask>;

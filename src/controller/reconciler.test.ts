@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { PolicyEngine, readPolicyDir } from '../policy/index.js';
 import { silentLogger } from '../telemetry/logger.js';
 import { Metrics } from '../telemetry/metrics.js';
-import type { AgentTask } from '../api/index.js';
+import { taskServiceAccountName, type AgentTask } from '../api/index.js';
+import type { RoleBindingObject, RoleObject } from '../kube/objects.js';
 import { AuditTrail } from './audit.js';
 import { FakeClock, FakeCluster, FakeLedger, taskFixture } from './fakes.test-support.js';
 import { Reconciler } from './reconciler.js';
@@ -187,6 +188,43 @@ describe('Reconciler: requests', () => {
     const creates = cluster.writes.filter((w) => w.startsWith('create '));
     expect(creates.findIndex((w) => w.startsWith('create Role '))).toBeGreaterThanOrEqual(0);
     expect(creates.findIndex((w) => w.startsWith('create RoleBinding '))).toBeGreaterThan(creates.findIndex((w) => w.startsWith('create Role ')));
+  });
+
+  it('never adopts objects someone made first under the grant\'s names: rules, binding and marks are made ours', async () => {
+    const { cluster, run } = setup();
+    const task = cluster.put(taskFixture('squat'));
+    const name = taskServiceAccountName('squat', task.metadata.uid ?? '');
+    const ns = 'team-a';
+    // Made by someone allowed to create Roles and RoleBindings in team-a, before the operator.
+    cluster.objects.set(`ServiceAccount/${ns}/${name}`, { kind: 'ServiceAccount', object: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: ns, resourceVersion: '7' } } });
+    cluster.objects.set(`Role/${ns}/${name}`, {
+      kind: 'Role',
+      object: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name, namespace: ns, resourceVersion: '8' }, rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list'] }] },
+    });
+    cluster.objects.set(`RoleBinding/${ns}/${name}`, {
+      kind: 'RoleBinding',
+      object: {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name, namespace: ns, resourceVersion: '9' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'admin' },
+        subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
+      },
+    });
+    expect((await run(task))?.status?.phase).toBe('Granted');
+    const role = cluster.objects.get(`Role/${ns}/${name}`)?.object as RoleObject;
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] }]);
+    const binding = cluster.objects.get(`RoleBinding/${ns}/${name}`)?.object as RoleBindingObject;
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name });
+    for (const kind of ['ServiceAccount', 'Role', 'RoleBinding']) {
+      const object = cluster.objects.get(`${kind}/${ns}/${name}`)?.object;
+      expect({ kind, uid: object?.metadata.labels?.['taskgrant.io/task-uid'], owner: (object?.metadata.ownerReferences as { uid: string }[] | undefined)?.[0]?.uid }).toEqual({ kind, uid: task.metadata.uid, owner: task.metadata.uid });
+    }
+    expect(cluster.writes.filter((w) => w.startsWith('replace ') || w.startsWith('delete '))).toEqual([
+      `replace ServiceAccount ${ns}/${name}`,
+      `replace Role ${ns}/${name}`,
+      `delete RoleBinding ${ns}/${name}`,
+    ]);
   });
 
   it('fails a grant the API server refuses as above the ceiling and leaves nothing', async () => {

@@ -3,6 +3,7 @@
 // the status. The same function runs at start-up, on every event and on timers.
 import {
   FINALIZER,
+  LABEL_TASK_UID,
   expandPermissions,
   formatDuration,
   taskServiceAccountName,
@@ -19,7 +20,7 @@ import {
 import { describeTuple, type Decision, type DecisionInput } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import type { RoleBindingObject, RoleObject } from '../kube/objects.js';
+import type { RoleBindingObject, RoleObject, ServiceAccountObject } from '../kube/objects.js';
 import type { AuditTrail } from './audit.js';
 import { bindingMatches, desiredGrant, roleMatches } from './desired.js';
 import { KeyedMutex } from './mutex.js';
@@ -303,15 +304,21 @@ export class Reconciler {
     const roles = view.rolesOfTask(uid);
     const bindings = view.roleBindingsOfTask(uid);
     const hasAccount = view.serviceAccountsOfTask(uid).some((sa) => sa.metadata.name === desired.serviceAccount.metadata.name && sa.metadata.namespace === desired.serviceAccount.metadata.namespace);
+    // An object found under our name but not carrying this task's marks was made by someone
+    // else (the names are predictable once the task exists): never adopted as it is.
+    const ours = (o: ServiceAccountObject | RoleObject | RoleBindingObject) =>
+      o.metadata.labels?.[LABEL_TASK_UID] === uid && Array.isArray(o.metadata.ownerReferences) && o.metadata.ownerReferences.some((r: { uid?: unknown }) => r.uid === uid);
+    const ensureAccount = async () => {
+      const actual = await writer.create('ServiceAccount', desired.serviceAccount);
+      if (!ours(actual)) await writer.replace('ServiceAccount', { ...desired.serviceAccount, metadata: { ...desired.serviceAccount.metadata, resourceVersion: actual.metadata.resourceVersion } });
+    };
     const ensureRole = async (role: RoleObject) => {
-      const existing = roles.find((r) => r.metadata.namespace === role.metadata.namespace && r.metadata.name === role.metadata.name);
-      if (!existing) await writer.create('Role', role);
-      else if (!roleMatches(existing, role)) await writer.replace('Role', { ...role, metadata: { ...role.metadata, resourceVersion: existing.metadata.resourceVersion } });
+      const actual = roles.find((r) => r.metadata.namespace === role.metadata.namespace && r.metadata.name === role.metadata.name) ?? (await writer.create('Role', role));
+      if (!roleMatches(actual, role) || !ours(actual)) await writer.replace('Role', { ...role, metadata: { ...role.metadata, resourceVersion: actual.metadata.resourceVersion } });
     };
     const ensureBinding = async (binding: RoleBindingObject) => {
-      const existing = bindings.find((b) => b.metadata.namespace === binding.metadata.namespace && b.metadata.name === binding.metadata.name);
-      if (!existing) await writer.create('RoleBinding', binding);
-      else if (!bindingMatches(existing, binding)) {
+      const existing = bindings.find((b) => b.metadata.namespace === binding.metadata.namespace && b.metadata.name === binding.metadata.name) ?? (await writer.create('RoleBinding', binding));
+      if (!bindingMatches(existing, binding) || !ours(existing)) {
         // roleRef is immutable: a tampered binding is deleted and created anew.
         await writer.delete('RoleBinding', binding.metadata.namespace ?? '', binding.metadata.name);
         await writer.create('RoleBinding', binding);
@@ -323,7 +330,7 @@ export class Reconciler {
       // their Roles: the operator may not `bind`, so the API server checks each binding against
       // the rules of the Role it names, and refuses one whose Role is not there yet.
       await settleAll([
-        hasAccount ? Promise.resolve() : writer.create('ServiceAccount', desired.serviceAccount),
+        hasAccount ? Promise.resolve() : ensureAccount(),
         (async () => {
           await settleAll(desired.roles.map(ensureRole));
           await settleAll(desired.roleBindings.map(ensureBinding));

@@ -148,14 +148,20 @@ export class KubeCluster {
     }
   }
 
-  async create(kind: ManagedKind, object: KubeObject): Promise<void> {
+  async create<T extends KubeObject>(kind: ManagedKind, object: T): Promise<T> {
     const namespace = object.metadata.namespace ?? '';
+    const path = this.collectionPath(kind, namespace);
     try {
-      const created = await this.api.create<KubeObject>(this.collectionPath(kind, namespace), object);
+      const created = await this.api.create<T>(path, object);
       this.informerOf(kind).upsert(created);
+      return created;
     } catch (err) {
-      if (isAlreadyExists(err)) return; // already there (a retry after a crash or a lost response)
-      throw err;
+      // Already there: ours from a retry after a crash or a lost response, or someone else's.
+      // Either way the caller gets what exists, never a pretence that ours was written.
+      if (!isAlreadyExists(err)) throw err;
+      const existing = await this.api.get<T>(`${path}/${object.metadata.name}`);
+      this.informerOf(kind).upsert(existing);
+      return existing;
     }
   }
 
