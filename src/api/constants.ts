@@ -27,3 +27,5 @@ export const DEFAULT_TTL = '15m';
 export const TOKEN_MIN_EXPIRATION_SECONDS = 600;
 /** The API server stretches a 3607 s token to a year (legacy kubelet compatibility). */
 export const TOKEN_FORBIDDEN_EXPIRATION_SECONDS = 3607;
+/** A task token's lifetime when `spec.token.expirationSeconds` is not set. */
+export const DEFAULT_TOKEN_EXPIRATION_SECONDS = 600;

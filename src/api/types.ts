@@ -93,6 +93,8 @@ export interface GrantStatus {
   issuedAt: string;
   expiresAt: string;
   pods?: string[];
+  /** A delegated grant: the uid of the parent it was decided against (a recreated parent is another task). */
+  parentUID?: string;
 }
 
 export type ConditionType = 'Ready' | 'PolicyAllowed' | 'Revoked';

@@ -248,6 +248,33 @@ describe('Reconciler: delegation', () => {
     expect(after?.status?.message).toContain('get configmaps in team-a');
   });
 
+  it.each([
+    ['more pods', { maxPods: 3 }, /maxPods 3 is more than parent-w's 1/],
+    ['a longer-lived token', { token: { expirationSeconds: 7200 } }, /token expirationSeconds 7200 is more than parent-w's 600/],
+    ['an audience of its own', { token: { audiences: ['vault'] } }, /token audience vault is not among parent-w's/],
+  ])('denies a child asking for %s than its parent (audit finding 14)', async (_what, wider, message) => {
+    const { cluster, run } = setup();
+    await run(cluster.put(taskFixture('parent-w')));
+    const after = await run(cluster.put(taskFixture('child-w', { parentTask: 'parent-w', ...wider })));
+    expect(after?.status?.phase).toBe('Denied');
+    expect(after?.status?.reason).toBe('DelegationExceedsParent');
+    expect(after?.status?.message).toMatch(message);
+  });
+
+  it('ends a child whose parent was deleted and recreated under the same name: another task, not its parent', async () => {
+    const { cluster, run, clock } = setup();
+    const parent = await run(cluster.put(taskFixture('p3')));
+    const child = await run(cluster.put(taskFixture('c3', { parentTask: 'p3' })));
+    expect(child?.status?.grant?.parentUID).toBe(parent?.metadata.uid);
+    // Same name, new uid, granted in turn.
+    cluster.tasks.delete('team-a/p3');
+    await run(cluster.put(taskFixture('p3')));
+    clock.ms += 1000;
+    const ended = await run(cluster.task('team-a', 'c3')!);
+    expect(ended?.status?.phase).toBe('Revoked');
+    expect(ended?.status?.reason).toBe('ParentRevoked');
+  });
+
   it('grants a narrower child that expires no later than its parent, and revokes it with the parent', async () => {
     const { cluster, run, clock } = setup();
     await run(cluster.put(taskFixture('p2', { ttl: '10m' })));

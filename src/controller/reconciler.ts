@@ -2,6 +2,7 @@
 // approvals and the clock, decide what should exist, then create or delete to match and write
 // the status. The same function runs at start-up, on every event and on timers.
 import {
+  DEFAULT_TOKEN_EXPIRATION_SECONDS,
   FINALIZER,
   LABEL_TASK_UID,
   expandPermissions,
@@ -222,8 +223,15 @@ export class Reconciler {
     return ` (the agent holds ${recent.length} grant(s) issued in the last ${formatDuration(this.deps.settings.reissueWindowMs / 1000)}; the oldest leaves the window at ${at})`;
   }
 
+  /**
+   * The parent by name, but only the one the grant was decided against: a parent deleted and
+   * recreated under the same name is another task, whose grant this child never narrowed.
+   */
   private parentOf(task: AgentTask): AgentTask | undefined {
-    return task.spec.parentTask ? this.deps.view.task(task.metadata.namespace, task.spec.parentTask) : undefined;
+    if (!task.spec.parentTask) return undefined;
+    const parent = this.deps.view.task(task.metadata.namespace, task.spec.parentTask);
+    const decidedAgainst = task.status?.grant?.parentUID;
+    return decidedAgainst !== undefined && parent?.metadata.uid !== decidedAgainst ? undefined : parent;
   }
 
   private delegationDepth(task: AgentTask): number {
@@ -253,6 +261,8 @@ export class Reconciler {
       const named = excess.slice(0, 3).map(describeTuple).join('; ');
       return { type: 'deny', reason: 'DelegationExceedsParent', message: `A delegated task can only narrow its parent's access; ${parentName} was not granted: ${named}${excess.length > 3 ? ` (and ${excess.length - 3} more)` : ''}.` };
     }
+    const wider = widerThanParent(task, parent);
+    if (wider.length > 0) return { type: 'deny', reason: 'DelegationExceedsParent', message: `A delegated task can only narrow its parent's access; ${wider.join('; ')}.` };
     return { type: 'ok' };
   }
 
@@ -283,7 +293,16 @@ export class Reconciler {
       reason: 'PolicyAllowed',
       message: `Granted ${expandPermissions(task).length} permission(s) in ${namespaces.join(', ')} to ServiceAccount ${name} until ${new Date(expiresAt).toISOString()}.`,
       decision: decisionStatus(decision, now),
-      grant: { serviceAccount: name, role: name, roleBinding: name, namespaces, issuedAt: new Date(issuedAt).toISOString(), expiresAt: new Date(expiresAt).toISOString(), pods: [] },
+      grant: {
+        serviceAccount: name,
+        role: name,
+        roleBinding: name,
+        namespaces,
+        issuedAt: new Date(issuedAt).toISOString(),
+        expiresAt: new Date(expiresAt).toISOString(),
+        pods: [],
+        ...(parent?.metadata.uid ? { parentUID: parent.metadata.uid } : {}),
+      },
       ...(approval ? { approval: approvalStatus(approval) } : {}),
     });
     this.deps.metrics.grants.inc();
@@ -572,4 +591,22 @@ function capitalize(text: string): string {
 
 function assertNever(value: never): never {
   throw new Error(`unexpected ${JSON.stringify(value)}`);
+}
+
+/**
+ * Beyond its permissions, what else a child could hold more of than its parent: more pods
+ * carrying the grant, a longer-lived token, or a token for an audience the parent has none for.
+ */
+export function widerThanParent(child: AgentTask, parent: AgentTask): string[] {
+  const name = parent.metadata.name;
+  const wider: string[] = [];
+  const [childPods, parentPods] = [child.spec.maxPods ?? 1, parent.spec.maxPods ?? 1];
+  if (childPods > parentPods) wider.push(`maxPods ${childPods} is more than ${name}'s ${parentPods}`);
+  const lifetime = (t: AgentTask) => t.spec.token?.expirationSeconds ?? DEFAULT_TOKEN_EXPIRATION_SECONDS;
+  if (lifetime(child) > lifetime(parent)) wider.push(`token expirationSeconds ${lifetime(child)} is more than ${name}'s ${lifetime(parent)}`);
+  // No audience listed means the API server's own.
+  const audiences = (t: AgentTask) => (t.spec.token?.audiences?.length ? t.spec.token.audiences : ['']);
+  const foreign = audiences(child).filter((a) => !audiences(parent).includes(a));
+  if (foreign.length > 0) wider.push(`token audience ${foreign.map((a) => (a === '' ? '(the API server)' : a)).join(', ')} is not among ${name}'s`);
+  return wider;
 }

@@ -3,6 +3,7 @@
 import { posix } from 'node:path';
 import {
   ANNOTATION_POD_TASK_UID,
+  DEFAULT_TOKEN_EXPIRATION_SECONDS,
   LABEL_TASK,
   LIVE_PHASES,
   TOKEN_FILE,
@@ -72,7 +73,6 @@ export interface TokenGrant {
   audiences: string[];
 }
 
-export const DEFAULT_TOKEN_EXPIRATION_SECONDS = 600;
 /** The API server refuses projected token lifetimes above 2^32 seconds. */
 const MAX_TOKEN_EXPIRATION_SECONDS = 2 ** 32;
 /** Prefix of the volume the ServiceAccount admission plugin adds (it runs before any webhook). */
