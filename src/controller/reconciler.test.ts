@@ -227,6 +227,48 @@ describe('Reconciler: requests', () => {
     ]);
   });
 
+  it('never grants on a status it did not write: a forged Granted is revoked and nothing is created (audit finding 1)', async () => {
+    const { cluster, run } = setup();
+    // Secrets need an approval; whoever may write agenttasks/status writes Granted instead.
+    const denied = taskFixture('forged', { intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] } });
+    const issuedAt = new Date('2026-11-22T10:00:00Z');
+    const forged = cluster.put({
+      ...denied,
+      metadata: { ...denied.metadata, finalizers: ['taskgrant.io/revoke-grant'] },
+      status: {
+        phase: 'Granted',
+        reason: 'PolicyAllowed',
+        grant: { serviceAccount: 'tg-forged-x', role: 'tg-forged-x', roleBinding: 'tg-forged-x', namespaces: ['team-a'], issuedAt: issuedAt.toISOString(), expiresAt: '2099-01-01T00:00:00Z', pods: [] },
+        decision: { allowed: true, determiningPolicies: [], errors: [], policyRevision: engine.revision ?? '', evaluatedAt: '2026-11-22T10:00:00Z' },
+        approval: { username: 'nobody', reason: 'forged', approvedAt: issuedAt.toISOString(), approval: 'none' },
+      },
+    });
+    const after = await run(forged);
+    expect(after?.status?.phase).toBe('Revoked');
+    expect(after?.status?.reason).toBe('GrantUnverified');
+    expect(after?.status?.message).toMatch(/no grant to this task is recorded in the ledger/);
+    expect(cluster.writes.filter((w) => w.startsWith('create '))).toEqual([]);
+  });
+
+  it('revokes a live grant whose named approval is not a TaskApproval of this uid', async () => {
+    const { cluster, run, ledger } = setup();
+    const task = taskFixture('unapproved', { intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] } });
+    const issuedAt = Date.parse('2026-11-22T10:00:00Z');
+    await ledger.append('team-a', 'log-summarizer', { uid: task.metadata.uid ?? '', task: task.metadata.name, at: issuedAt, ttlSeconds: 900 });
+    const live = cluster.put({
+      ...task,
+      status: {
+        phase: 'Granted',
+        grant: { serviceAccount: 'tg-x', role: 'tg-x', roleBinding: 'tg-x', namespaces: ['team-a'], issuedAt: new Date(issuedAt).toISOString(), expiresAt: new Date(issuedAt + 900_000).toISOString(), pods: [] },
+        decision: { allowed: true, determiningPolicies: [], errors: [], policyRevision: engine.revision ?? '', evaluatedAt: '2026-11-22T10:00:00Z' },
+        approval: { username: 'alice', reason: 'forged', approvedAt: new Date(issuedAt).toISOString(), approval: 'gone' },
+      },
+    });
+    const after = await run(live);
+    expect(after?.status?.reason).toBe('GrantUnverified');
+    expect(after?.status?.message).toMatch(/policy does not allow it without an approval of this uid/);
+  });
+
   it('fails a grant the API server refuses as above the ceiling and leaves nothing', async () => {
     const { cluster, run } = setup();
     cluster.refuseRoles = true;

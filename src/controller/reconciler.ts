@@ -376,6 +376,14 @@ export class Reconciler {
     const parent = this.parentOf(task);
     const trigger = firedTrigger({ task, pods, parent, now });
     if (trigger) return this.revoke(task, trigger);
+    const unverified = await this.unverifiedGrant(task, parent);
+    if (unverified) {
+      return this.revoke(task, {
+        reason: 'GrantUnverified',
+        phase: 'Revoked',
+        message: `The status says ${task.status?.phase ?? 'Granted'}, but taskgrant cannot derive that grant (${unverified}); it grants nothing on a record it did not make.`,
+      });
+    }
     const policy = await this.policyVerdict(task, parent);
     if (policy.type === 'revoke') return this.revoke(task, policy.trigger);
     if (policy.type === 'allowed' && policy.decision.type !== 'error') {
@@ -414,6 +422,36 @@ export class Reconciler {
   }
 
   /**
+   * A live status is the operator's record, never its input: whoever may write a task's status
+   * could otherwise turn a denied task into a grant. A grant stands only while it can be derived
+   * again: this task's ledger entry (written before every grant), an expiry no later than that
+   * entry plus the task's ttl, no target in the operator's namespace, and a decision that allows it
+   * now, with an approval only if a TaskApproval approves this very uid.
+   */
+  private async unverifiedGrant(task: AgentTask, parent: AgentTask | undefined): Promise<string | undefined> {
+    const own = this.deps.settings.operatorNamespace;
+    if (own && targetNamespaces(task).includes(own)) return `it reaches ${own}, taskgrant's own namespace`;
+    const grant = task.status?.grant;
+    if (!grant) return 'its status names no grant';
+    const entries = await this.deps.ledger.entries(task.metadata.namespace, task.spec.agent);
+    const entry = entries.find((e) => e.uid === task.metadata.uid);
+    if (!entry) return 'no grant to this task is recorded in the ledger';
+    const expiresAt = Date.parse(grant.expiresAt);
+    if (!Number.isFinite(expiresAt) || expiresAt > entry.at + ttlSeconds(task) * 1000) return `its expiry ${grant.expiresAt} is later than its ttl allows`;
+    // Under another policy revision than the one it names, policyVerdict re-decides it.
+    if (!this.deps.policy.ready || task.status?.decision?.policyRevision !== this.deps.policy.revision) return undefined;
+    const before = entries.filter((e) => e.uid !== task.metadata.uid && e.at >= entry.at - this.deps.settings.reissueWindowMs && e.at < entry.at);
+    const decision = this.evaluate(task, this.approvedNow(task), before, parent);
+    if (decision.type === 'deny') return `policy does not allow it${this.approvedNow(task) ? '' : ' without an approval of this uid'}: ${decision.reason}`;
+    return undefined;
+  }
+
+  /** Approved: a TaskApproval approving this uid exists now (the status's copy is not proof). */
+  private approvedNow(task: AgentTask): boolean {
+    return latestApproval(task, this.deps.view.approvalsOf(task.metadata.namespace, task.metadata.name))?.spec.decision === 'Approve';
+  }
+
+  /**
    * A new policy revision is applied to live grants: access the policy no longer allows ends.
    * The task is re-decided with the counts it was granted under (grants before its own).
    */
@@ -424,7 +462,7 @@ export class Reconciler {
     const since = issuedAt - this.deps.settings.reissueWindowMs;
     const entries = await this.deps.ledger.entries(task.metadata.namespace, task.spec.agent);
     const before = entries.filter((e) => e.uid !== task.metadata.uid && e.at >= since && e.at < issuedAt);
-    const decision = this.evaluate(task, task.status?.approval !== undefined, before, parent);
+    const decision = this.evaluate(task, this.approvedNow(task), before, parent);
     if (decision.type === 'allow') return { type: 'allowed', decision };
     return { type: 'revoke', trigger: { reason: 'PolicyChanged', phase: 'Revoked', message: `Policy revision ${current} no longer allows this task: ${decision.reason}.` } };
   }

@@ -3,7 +3,7 @@
 import { ANNOTATION_POD_TASK_UID, ANNOTATION_REVOKE, isLive, type AgentTask } from '../api/index.js';
 import type { PodObject } from '../kube/objects.js';
 
-export type RevocationReason = 'Manual' | 'ParentRevoked' | 'PodFailed' | 'PodDeleted' | 'PodSucceeded' | 'TTLExpired' | 'PolicyChanged' | 'TaskDeleted' | 'NamespaceDeleted' | 'CeilingExceeded';
+export type RevocationReason = 'Manual' | 'ParentRevoked' | 'PodFailed' | 'PodDeleted' | 'PodSucceeded' | 'TTLExpired' | 'PolicyChanged' | 'TaskDeleted' | 'NamespaceDeleted' | 'CeilingExceeded' | 'GrantUnverified';
 
 export interface Trigger {
   reason: RevocationReason;

@@ -93,8 +93,9 @@ export class ConfigMapLedger {
     const current = await this.load(namespace, agent);
     if (current.entries.some((e) => e.uid === entry.uid)) return;
     // Twice the window: re-deciding a live grant looks at the window before its own issue time.
+    // And every grant still live, however old: its entry is the proof the operator granted it.
     const horizon = entry.at - 2 * windowMs;
-    const entries = [...current.entries.filter((e) => e.at >= horizon), entry];
+    const entries = [...current.entries.filter((e) => e.at >= horizon || e.at + e.ttlSeconds * 1000 > entry.at), entry];
     const body: ConfigMapObject = {
       apiVersion: 'v1',
       kind: 'ConfigMap',
