@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Refreshes the chart's copies of files whose source of truth lives elsewhere (Helm reads only
-# files inside the chart): the CRDs, the identity and token guards and the default policies.
+# files inside the chart): the CRDs, the identity, token and status guards and the default policies.
 # src/packaging/chart-copies.test.ts fails until this has been run after one of them changed.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,6 +15,7 @@ for f in "$root"/crds/*.yaml; do
 done
 cp "$root/crds/taskgrant.io_identity-guard.yaml" "$chart/files/identity-guard.yaml"
 cp "$root/crds/taskgrant.io_token-guard.yaml" "$chart/files/token-guard.yaml"
+cp "$root/crds/taskgrant.io_status-guard.yaml" "$chart/files/status-guard.yaml"
 
 rm -f "$chart"/files/policies/*
 cp "$root"/policies/*.cedar "$root/policies/schema.cedarschema" "$chart/files/policies/"

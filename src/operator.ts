@@ -11,7 +11,7 @@ import { systemClock } from './controller/ports.js';
 import { KubeCluster } from './kube/cluster.js';
 import { loadKubeConfig } from './kube/client.js';
 import { ConfigMapLedger } from './kube/ledger.js';
-import { applyManifests, ensureNamespace, installCrds, readManifestDir } from './kube/manifests.js';
+import { ensureNamespace, installCrds, installGuards } from './kube/manifests.js';
 import { Reviews } from './kube/reviews.js';
 import { SecretTlsStore } from './kube/tls-store.js';
 import { CaBundleInjector, installWebhookConfigurations } from './kube/webhook-config.js';
@@ -147,8 +147,8 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
       caBundlePem: certs instanceof SelfManagedCerts ? certs.caBundle() : '',
       excludedNamespaces: [config.namespace, 'kube-system'],
     });
-    // The identity guard (a ValidatingAdmissionPolicy) ships beside the CRDs.
-    await applyManifests(kc, readManifestDir(overrides.crdDir ?? 'crds').filter((o) => o.kind !== 'CustomResourceDefinition'));
+    // The identity, token and status guards (ValidatingAdmissionPolicies) ship beside the CRDs.
+    await installGuards(kc, overrides.crdDir ?? 'crds', config.namespace);
   }
 
   // Every replica serves webhooks from warm caches; only the leader reconciles.

@@ -129,6 +129,52 @@ describe('borrowing a task identity', () => {
   });
 });
 
+describe('status is not proof of a grant (audit finding 1)', () => {
+  const forgedStatus = (task: AgentTask) => ({
+    status: {
+      phase: 'Granted',
+      reason: 'PolicyAllowed',
+      message: 'forged',
+      grant: {
+        serviceAccount: taskServiceAccountName(task.metadata.name, task.metadata.uid ?? ''),
+        role: taskServiceAccountName(task.metadata.name, task.metadata.uid ?? ''),
+        roleBinding: taskServiceAccountName(task.metadata.name, task.metadata.uid ?? ''),
+        namespaces: [ns],
+        issuedAt: new Date().toISOString(),
+        expiresAt: '2099-01-01T00:00:00Z',
+        pods: [],
+      },
+    },
+  });
+  const writeStatus = (custom: k8s.CustomObjectsApi, task: AgentTask) =>
+    custom.patchNamespacedCustomObjectStatus(
+      { group, version, namespace: ns, plural: 'agenttasks', name: task.metadata.name, body: forgedStatus(task) },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+
+  it('refuses anyone but the operator writing a task status (the status guard)', async () => {
+    const name = uniqueName('forge');
+    await tasks.create(ns, name, { agent: agentName(), intent: intentOf({ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }) });
+    const task = await tasks.waitForPhase(ns, name, 'AwaitingApproval');
+    // CRD RBAC as it is often written: every resource of the group, status included.
+    const writer = await userWith(admin, ns, uniqueName('status-forger'), [{ apiGroups: [group], resources: ['*'], verbs: ['get', 'list', 'patch', 'update'] }]);
+    expect(await refusalMessage(() => writeStatus(writer.custom, task))).toMatch(/the status of an AgentTask is taskgrant's own record: only the operator writes it, not system:serviceaccount:/);
+    expect((await tasks.get(ns, name))?.status?.phase).toBe('AwaitingApproval');
+    await expectNothingGranted(task.metadata.uid);
+  });
+
+  it('grants nothing on a forged Granted that got through (a cluster admin, or no guard): it is revoked unverified', async () => {
+    const name = uniqueName('forged');
+    await tasks.create(ns, name, { agent: agentName(), intent: intentOf({ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }) });
+    const task = await tasks.waitForPhase(ns, name, 'AwaitingApproval');
+    await writeStatus(tasks.custom, task);
+    const revoked = await tasks.waitForPhase(ns, name, 'Revoked', 30_000);
+    expect(revoked.status?.reason).toBe('GrantUnverified');
+    expect(revoked.status?.message).toMatch(/no grant to this task is recorded in the ledger/);
+    await expectNothingGranted(task.metadata.uid);
+  });
+});
+
 describe('pod-supplied token volumes (audit finding 3)', () => {
   const yearLong = { name: 'year-long', projected: { sources: [{ serviceAccountToken: { path: 't', audience: 'vault.example.com', expirationSeconds: 31_536_000 } }] } };
 

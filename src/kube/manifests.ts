@@ -55,3 +55,31 @@ export async function installCrds(kc: KubeConfig, crdDir: string): Promise<void>
 export async function ensureNamespace(kc: KubeConfig, name: string): Promise<void> {
   await applyManifests(kc, [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }]);
 }
+
+/** The ConfigMap the status guard reads the operator's username from (crds/taskgrant.io_status-guard.yaml). */
+export const STATUS_WRITER_CONFIGMAP = 'taskgrant-status-writer';
+
+/** Who the API server says this client is (SelfSubjectReview). */
+export async function ownUsername(kc: KubeConfig): Promise<string> {
+  const res = await rest(kc, 'POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });
+  if (res.status >= 300) throw new Error(`asking who the operator is (SelfSubjectReview): ${res.status} ${statusMessage(res.body)}`);
+  const username = (JSON.parse(res.body) as { status?: { userInfo?: { username?: string } } }).status?.userInfo?.username;
+  if (!username) throw new Error('SelfSubjectReview named no username');
+  return username;
+}
+
+/**
+ * Install mode (`make run`): the admission policies that ship beside the CRDs (identity, token and
+ * status guards), their parameters pointed at the operator's namespace, and the status guard's
+ * parameter naming this operator.
+ */
+export async function installGuards(kc: KubeConfig, crdDir: string, operatorNamespace: string): Promise<void> {
+  const objects = readManifestDir(crdDir)
+    .filter((o) => o.kind !== 'CustomResourceDefinition')
+    .map((o) => {
+      const spec = (o as { spec?: { paramRef?: Record<string, unknown> } }).spec;
+      return o.kind === 'ValidatingAdmissionPolicyBinding' && spec?.paramRef ? { ...o, spec: { ...spec, paramRef: { ...spec.paramRef, namespace: operatorNamespace } } } : o;
+    });
+  const writer = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: STATUS_WRITER_CONFIGMAP, namespace: operatorNamespace }, data: { operator: await ownUsername(kc) } };
+  await applyManifests(kc, [writer, ...objects]);
+}

@@ -25,9 +25,9 @@ describe('chart copies', () => {
     expect(kindOf(join(root, 'crds', 'taskgrant.io_identity-guard.yaml'))).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
   });
 
-  it('files/token-guard.yaml is crds/taskgrant.io_token-guard.yaml', () => {
-    expect(bytes(chart, 'files', 'token-guard.yaml').equals(bytes(root, 'crds', 'taskgrant.io_token-guard.yaml'))).toBe(true);
-    expect(kindOf(join(root, 'crds', 'taskgrant.io_token-guard.yaml'))).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+  it.each(['token-guard', 'status-guard'])('files/%s.yaml is crds/taskgrant.io_%s.yaml', (guard) => {
+    expect(bytes(chart, 'files', `${guard}.yaml`).equals(bytes(root, 'crds', `taskgrant.io_${guard}.yaml`))).toBe(true);
+    expect(kindOf(join(root, 'crds', `taskgrant.io_${guard}.yaml`))).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
   });
 
   it('files/policies/ is the default policy set of policies/, byte for byte', () => {

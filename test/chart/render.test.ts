@@ -148,6 +148,14 @@ describe('helm template with default values', () => {
     expect(binding.spec).toEqual({ ...find(plain, 'ValidatingAdmissionPolicyBinding').spec, policyName: `${FULLNAME}-identity-guard` });
   });
 
+  it('lets only the release\'s ServiceAccount write AgentTask status (the status guard, parameterised by the release)', () => {
+    const binding = find(objects, 'ValidatingAdmissionPolicyBinding', `${FULLNAME}-status-guard`) as Manifest & { spec: { paramRef: Record<string, string> } };
+    expect(binding.spec.paramRef).toEqual({ name: `${FULLNAME}-status-writer`, namespace: ns, parameterNotFoundAction: 'Deny' });
+    expect((find(objects, 'ConfigMap', `${FULLNAME}-status-writer`) as Manifest & { data: Record<string, string> }).data).toEqual({ operator: `system:serviceaccount:${ns}:${FULLNAME}` });
+    const plain = parseManifests(readFileSync(join(root, 'crds', 'taskgrant.io_status-guard.yaml'), 'utf8')) as Manifest[];
+    expect(find(objects, 'ValidatingAdmissionPolicy', `${FULLNAME}-status-guard`).spec).toEqual(find(plain, 'ValidatingAdmissionPolicy').spec);
+  });
+
   it('mounts the default policies verbatim, unlabelled, and labels the policy settings for the operator to load', () => {
     const defaults = find(objects, 'ConfigMap', `${FULLNAME}-policies`) as Manifest & { data: Record<string, string> };
     const files = readdirSync(join(root, 'policies')).filter((f) => f.endsWith('.cedar') || f === 'schema.cedarschema');
