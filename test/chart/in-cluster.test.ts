@@ -5,9 +5,9 @@
 // revokes every live task before the operator goes.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
-import { adminConfig, createNamespace, eventually, statusOfCall, tokenConfig, uniqueName } from '../harness/kube.js';
+import { adminConfig, createNamespace, eventually, uniqueName } from '../harness/kube.js';
 import { operatorImage } from '../harness/project-images.js';
-import { agentReport, createAgentPod, mountedToken, release, testNodeToleration, waitForPodPhase } from '../harness/real-pods.js';
+import { agentReport, createAgentPod, mountedToken, refusedFromNowOn, release, testNodeToleration, waitForPodPhase } from '../harness/real-pods.js';
 import { TaskHelper, intentOf, readPods } from '../harness/tasks.js';
 import { chartDir, helmOk, valuesFile } from './helm.js';
 
@@ -100,12 +100,7 @@ describe('the chart, installed with the image built here', () => {
     release(running);
     const done = await tasks.waitForPhase(workNs, name, 'Completed', 90_000);
     expect(done.status?.reason).toBe('PodSucceeded');
-    const asAgent = tokenConfig(admin, token).makeApiClient(k8s.CoreV1Api);
-    const refused = await eventually(async () => {
-      const s = await statusOfCall(() => asAgent.listNamespacedPod({ namespace: workNs }));
-      return s !== 200 ? s : undefined;
-    }, 'the agent token to be refused', 30_000, 200);
-    expect([401, 403]).toContain(refused);
+    expect([401, 403]).toContain(await refusedFromNowOn(admin, token, workNs));
   }, 300_000);
 
   it('helm upgrade rolls the pods; tasks created before and during the roll are each granted exactly once', async () => {
@@ -137,12 +132,7 @@ describe('the chart, installed with the image built here', () => {
     expect(task?.status?.phase).toBe('Revoked');
     expect(task?.status?.message).toContain(`taskgrant release ${RELEASE} uninstalled`);
     expect(await tasks.grantObjects(uid)).toEqual([]);
-    const asAgent = tokenConfig(admin, token).makeApiClient(k8s.CoreV1Api);
-    const refused = await eventually(async () => {
-      const s = await statusOfCall(() => asAgent.listNamespacedPod({ namespace: workNs }));
-      return s !== 200 ? s : undefined;
-    }, 'the agent token to be refused', 30_000, 200);
-    expect([401, 403]).toContain(refused);
+    expect([401, 403]).toContain(await refusedFromNowOn(admin, token, workNs));
     // Every other task of the run was live too, and is no more.
     const live = (await tasks.custom.listNamespacedCustomObject({ group: 'taskgrant.io', version: 'v1alpha1', namespace: workNs, plural: 'agenttasks' })) as { items: { status?: { phase?: string } }[] };
     expect(live.items.filter((t) => ['Granted', 'Pending', 'AwaitingApproval'].includes(t.status?.phase ?? ''))).toEqual([]);

@@ -6,7 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { AgentTask } from '../../src/api/index.js';
 import { LABEL_TASK } from '../../src/api/index.js';
 import { eventually, statusOfCall, tokenConfig, uniqueName } from '../harness/kube.js';
-import { agentPodSpec, agentReport, claims, createAgentPod, mountedToken, release, waitForPodPhase } from '../harness/real-pods.js';
+import { agentPodSpec, agentReport, claims, createAgentPod, mountedToken, refusedFromNowOn, release, waitForPodPhase } from '../harness/real-pods.js';
 import { startOperatorSuite, type OperatorSuite } from '../harness/suite.js';
 import { intentOf, readPods } from '../harness/tasks.js';
 
@@ -34,13 +34,7 @@ function listPodsWith(token: string): Promise<number> {
 }
 
 async function expectRefusedFromNowOn(token: string): Promise<void> {
-  // The API server may answer from its authentication cache for a few seconds (then RBAC refuses
-  // with 403, the Role being gone) before the deleted ServiceAccount makes it 401.
-  const status = await eventually(async () => {
-    const s = await listPodsWith(token);
-    return s !== 200 ? s : undefined;
-  }, 'the agent token to be refused', 30_000, 200);
-  expect([401, 403]).toContain(status);
+  expect([401, 403]).toContain(await refusedFromNowOn(suite.admin, token, ns));
 }
 
 describe('a task pod on a real node', () => {

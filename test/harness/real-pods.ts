@@ -3,11 +3,11 @@
 //
 // The agent's own token is read where the kubelet put it (the node's pod volume directory on this
 // machine), so a test can keep using exactly that token after the pod has ended.
-import type * as k8s from '@kubernetes/client-node';
+import * as k8s from '@kubernetes/client-node';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LABEL_TASK, TOKEN_VOLUME } from '../../src/api/index.js';
-import { eventually } from './kube.js';
+import { eventually, statusOfCall, tokenConfig } from './kube.js';
 import { nodeLayout, testNodeTaint } from './node.js';
 import { demoAgentImage } from './project-images.js';
 
@@ -118,5 +118,23 @@ export async function agentReport(core: k8s.CoreV1Api, namespace: string, name: 
     `the demo agent's report in ${namespace}/${name}`,
     60_000,
     250,
+  );
+}
+
+/**
+ * Waits until `token` can no longer list pods in `namespace`, and returns how it was refused. The
+ * API server may answer from its authentication cache for a few seconds (then RBAC refuses with
+ * 403, the Role being gone) before the deleted ServiceAccount makes it 401.
+ */
+export async function refusedFromNowOn(admin: k8s.KubeConfig, token: string, namespace: string): Promise<number> {
+  const asAgent = tokenConfig(admin, token).makeApiClient(k8s.CoreV1Api);
+  return eventually(
+    async () => {
+      const status = await statusOfCall(() => asAgent.listNamespacedPod({ namespace }));
+      return status !== 200 ? status : undefined;
+    },
+    'the agent token to be refused',
+    30_000,
+    200,
   );
 }
