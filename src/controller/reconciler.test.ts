@@ -125,6 +125,24 @@ describe('Reconciler: requests', () => {
     expect(after?.metadata.finalizers).toBeUndefined();
   });
 
+  it('is idempotent across namespaces too: objects in another namespace carry no owner reference and are left alone', async () => {
+    const { cluster, run } = setup();
+    const task = cluster.put(taskFixture('wide', { intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }, { apiGroups: [''], resources: ['pods'], verbs: ['get'], namespace: 'team-b' }] } }));
+    expect((await run(task))?.status?.phase).toBe('AwaitingApproval');
+    cluster.approvals.push({
+      apiVersion: 'taskgrant.io/v1alpha1',
+      kind: 'TaskApproval',
+      metadata: { name: 'ok', namespace: 'team-a', creationTimestamp: '2026-11-22T10:00:01Z' },
+      spec: { task: 'wide', taskUID: task.metadata.uid ?? '', decision: 'Approve', reason: 'on call', approver: { username: 'alice' } },
+    });
+    expect((await run(cluster.task('team-a', 'wide')!))?.status?.phase).toBe('Granted');
+    const writes = cluster.writes.length;
+    await run(cluster.task('team-a', 'wide')!);
+    await run(cluster.task('team-a', 'wide')!);
+    expect(cluster.writes.slice(writes)).toEqual([]);
+    expect([...cluster.objects.keys()].filter((k) => k.includes('/team-b/')).sort()).toEqual([expect.stringMatching(/^Role\/team-b\//), expect.stringMatching(/^RoleBinding\/team-b\//)]);
+  });
+
   it('holds what approval would allow, then grants once approved', async () => {
     const { cluster, run } = setup();
     const task = cluster.put(taskFixture('secret', { intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] } }));

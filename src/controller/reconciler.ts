@@ -325,19 +325,24 @@ export class Reconciler {
     const hasAccount = view.serviceAccountsOfTask(uid).some((sa) => sa.metadata.name === desired.serviceAccount.metadata.name && sa.metadata.namespace === desired.serviceAccount.metadata.namespace);
     // An object found under our name but not carrying this task's marks was made by someone
     // else (the names are predictable once the task exists): never adopted as it is.
-    const ours = (o: ServiceAccountObject | RoleObject | RoleBindingObject) =>
-      o.metadata.labels?.[LABEL_TASK_UID] === uid && Array.isArray(o.metadata.ownerReferences) && o.metadata.ownerReferences.some((r: { uid?: unknown }) => r.uid === uid);
+    // The owner reference too where the grant sets one (only in the task's own namespace: an
+    // owner cannot live in another namespace).
+    type Managed = ServiceAccountObject | RoleObject | RoleBindingObject;
+    const owners = (o: Managed): unknown[] => (Array.isArray(o.metadata.ownerReferences) ? o.metadata.ownerReferences : []);
+    const ours = (actual: Managed, wanted: Managed) =>
+      actual.metadata.labels?.[LABEL_TASK_UID] === uid &&
+      owners(wanted).every((w) => owners(actual).some((a) => (a as { uid?: unknown }).uid === (w as { uid?: unknown }).uid));
     const ensureAccount = async () => {
       const actual = await writer.create('ServiceAccount', desired.serviceAccount);
-      if (!ours(actual)) await writer.replace('ServiceAccount', { ...desired.serviceAccount, metadata: { ...desired.serviceAccount.metadata, resourceVersion: actual.metadata.resourceVersion } });
+      if (!ours(actual, desired.serviceAccount)) await writer.replace('ServiceAccount', { ...desired.serviceAccount, metadata: { ...desired.serviceAccount.metadata, resourceVersion: actual.metadata.resourceVersion } });
     };
     const ensureRole = async (role: RoleObject) => {
       const actual = roles.find((r) => r.metadata.namespace === role.metadata.namespace && r.metadata.name === role.metadata.name) ?? (await writer.create('Role', role));
-      if (!roleMatches(actual, role) || !ours(actual)) await writer.replace('Role', { ...role, metadata: { ...role.metadata, resourceVersion: actual.metadata.resourceVersion } });
+      if (!roleMatches(actual, role) || !ours(actual, role)) await writer.replace('Role', { ...role, metadata: { ...role.metadata, resourceVersion: actual.metadata.resourceVersion } });
     };
     const ensureBinding = async (binding: RoleBindingObject) => {
       const existing = bindings.find((b) => b.metadata.namespace === binding.metadata.namespace && b.metadata.name === binding.metadata.name) ?? (await writer.create('RoleBinding', binding));
-      if (!bindingMatches(existing, binding) || !ours(existing)) {
+      if (!bindingMatches(existing, binding) || !ours(existing, binding)) {
         // roleRef is immutable: a tampered binding is deleted and created anew.
         await writer.delete('RoleBinding', binding.metadata.namespace ?? '', binding.metadata.name);
         await writer.create('RoleBinding', binding);
