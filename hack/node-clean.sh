@@ -94,7 +94,8 @@ find /var/log/containers -maxdepth 1 -type l -lname "$state/*" -delete 2>/dev/nu
 rmdir /var/log/containers 2>/dev/null
 rm -rf /var/lib/kubelet/device-plugins /var/lib/kubelet/plugins_registry /var/lib/kubelet/plugins 2>/dev/null
 rmdir /var/lib/kubelet 2>/dev/null
-rm -rf /var/lib/cni/results/taskgrant-* 2>/dev/null
+# libcni's result cache: our network's entries, and the loopback ones containerd adds per sandbox.
+rm -rf /var/lib/cni/results/taskgrant-* /var/lib/cni/results/cni-loopback-* 2>/dev/null
 rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null
 rmdir /usr/libexec/kubernetes/kubelet-plugins/volume/exec /usr/libexec/kubernetes/kubelet-plugins/volume \
   /usr/libexec/kubernetes/kubelet-plugins /usr/libexec/kubernetes 2>/dev/null
