@@ -99,4 +99,5 @@ rm -rf /var/lib/cni/results/taskgrant-* /var/lib/cni/results/cni-loopback-* 2>/d
 rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null
 rmdir /usr/libexec/kubernetes/kubelet-plugins/volume/exec /usr/libexec/kubernetes/kubelet-plugins/volume \
   /usr/libexec/kubernetes/kubelet-plugins /usr/libexec/kubernetes 2>/dev/null
+rm -f "$lock" # still held through fd 9 until this script exits
 exit 0
