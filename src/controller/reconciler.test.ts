@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { PolicyEngine, readPolicyDir } from '../policy/index.js';
 import { silentLogger } from '../telemetry/logger.js';
 import { Metrics } from '../telemetry/metrics.js';
-import { taskServiceAccountName, type AgentTask } from '../api/index.js';
+import { taskServiceAccountName, type AgentTask, type TaskApproval } from '../api/index.js';
 import type { RoleBindingObject, RoleObject } from '../kube/objects.js';
 import { AuditTrail } from './audit.js';
 import { FakeClock, FakeCluster, FakeLedger, taskFixture } from './fakes.test-support.js';
@@ -47,6 +47,16 @@ function setupWith(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'>
     return cluster.task(task.metadata.namespace, task.metadata.name);
   };
   return { cluster, ledger, clock, requeues, run, metrics };
+}
+
+/** A TaskApproval of this task's uid, as the webhook would have stamped it. */
+function approvedByAlice(task: AgentTask): TaskApproval {
+  return {
+    apiVersion: 'taskgrant.io/v1alpha1',
+    kind: 'TaskApproval',
+    metadata: { name: 'ok', namespace: task.metadata.namespace, creationTimestamp: '2026-11-22T10:00:01Z' },
+    spec: { task: task.metadata.name, taskUID: task.metadata.uid ?? '', decision: 'Approve', reason: 'on call', approver: { username: 'alice' } },
+  };
 }
 
 describe('Reconciler: requests', () => {
@@ -129,12 +139,7 @@ describe('Reconciler: requests', () => {
     const { cluster, run } = setup();
     const task = cluster.put(taskFixture('wide', { intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }, { apiGroups: [''], resources: ['pods'], verbs: ['get'], namespace: 'team-b' }] } }));
     expect((await run(task))?.status?.phase).toBe('AwaitingApproval');
-    cluster.approvals.push({
-      apiVersion: 'taskgrant.io/v1alpha1',
-      kind: 'TaskApproval',
-      metadata: { name: 'ok', namespace: 'team-a', creationTimestamp: '2026-11-22T10:00:01Z' },
-      spec: { task: 'wide', taskUID: task.metadata.uid ?? '', decision: 'Approve', reason: 'on call', approver: { username: 'alice' } },
-    });
+    cluster.approvals.push(approvedByAlice(task));
     expect((await run(cluster.task('team-a', 'wide')!))?.status?.phase).toBe('Granted');
     const writes = cluster.writes.length;
     await run(cluster.task('team-a', 'wide')!);
@@ -147,12 +152,7 @@ describe('Reconciler: requests', () => {
     const { cluster, run } = setup();
     const task = cluster.put(taskFixture('secret', { intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] } }));
     expect((await run(task))?.status?.phase).toBe('AwaitingApproval');
-    cluster.approvals.push({
-      apiVersion: 'taskgrant.io/v1alpha1',
-      kind: 'TaskApproval',
-      metadata: { name: 'ok', namespace: 'team-a', creationTimestamp: '2026-11-22T10:00:01Z' },
-      spec: { task: 'secret', taskUID: task.metadata.uid ?? '', decision: 'Approve', reason: 'on call', approver: { username: 'alice' } },
-    });
+    cluster.approvals.push(approvedByAlice(task));
     const granted = await run(cluster.task('team-a', 'secret')!);
     expect(granted?.status?.phase).toBe('Granted');
     expect(granted?.status?.approval?.username).toBe('alice');
