@@ -175,6 +175,21 @@ describe('status is not proof of a grant (audit finding 1)', () => {
   });
 });
 
+describe('namespaces the pod webhooks skip (audit finding 2)', () => {
+  it('still stamps the requester of a task written there, over a forged one', async () => {
+    // The operator's own namespace: its pods skip the webhooks so they start during an outage.
+    const where = operator.config.namespace;
+    const author = await userWith(admin, where, uniqueName('author'), [canCreate('agenttasks')]);
+    const name = uniqueName('skipped');
+    const body = { apiVersion: `${group}/${version}`, kind: 'AgentTask', metadata: { name }, spec: { agent: agentName(), requester: { username: 'alice' }, intent: intentOf(readPods) } };
+    const created = (await author.custom.createNamespacedCustomObject({ group, version, namespace: where, plural: 'agenttasks', body })) as AgentTask;
+    expect(created.spec.requester?.username).toBe(author.username);
+    // And nothing is granted there, whoever asks.
+    const denied = await tasks.waitForPhase(where, name, 'Denied');
+    expect(denied.status?.reason).toBe('OperatorNamespace');
+  });
+});
+
 describe('pod-supplied token volumes (audit finding 3)', () => {
   const yearLong = { name: 'year-long', projected: { sources: [{ serviceAccountToken: { path: 't', audience: 'vault.example.com', expirationSeconds: 31_536_000 } }] } };
 

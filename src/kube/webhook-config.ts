@@ -22,7 +22,12 @@ export interface WebhookTarget {
   url?: string;
   service?: { namespace: string; name: string; port: number };
   caBundlePem: string;
-  /** Namespaces whose pods never pass through the webhooks (the operator's own, kube-system). */
+  /**
+   * Namespaces whose pods never pass through the pod webhooks (the operator's own, kube-system),
+   * so those pods start while the webhook is down. AgentTasks and TaskApprovals are stamped and
+   * checked in every namespace: a task no webhook saw would carry whatever requester or approver
+   * its author wrote.
+   */
   excludedNamespaces: string[];
 }
 
@@ -40,8 +45,12 @@ function webhook(route: RouteSpec, target: WebhookTarget): Record<string, unknow
       caBundle: Buffer.from(target.caBundlePem).toString('base64'),
     },
     rules: [{ apiGroups: [route.apiGroup], apiVersions: ['*'], operations: route.operations, resources: [route.resource], scope: 'Namespaced' }],
-    namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: target.excludedNamespaces }] },
-    ...(label ? { objectSelector: { matchExpressions: [{ key: label, operator: 'Exists' }] } } : {}),
+    ...(label
+      ? {
+          namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: target.excludedNamespaces }] },
+          objectSelector: { matchExpressions: [{ key: label, operator: 'Exists' }] },
+        }
+      : {}),
     ...(route.type === 'mutating' ? { reinvocationPolicy: 'Never' } : {}),
   };
 }

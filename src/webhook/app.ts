@@ -29,8 +29,10 @@ export type HandlerName = (typeof HANDLERS)[number];
 /**
  * How each route is meant to be registered, for whoever writes the webhook configurations.
  * `/validate/pods` has no objectSelector on purpose: the pods it must refuse are exactly those
- * without the task label. Its namespaceSelector should exclude the operator's own namespace,
- * or a webhook outage would stop the operator's pod from being recreated.
+ * without the task label. The pod routes' namespaceSelector should exclude the operator's own
+ * namespace, or a webhook outage would stop the operator's pod from being recreated; the AgentTask
+ * and TaskApproval routes need no exclusion and must have none (an unstamped task or approval
+ * would carry whatever requester or approver its author wrote).
  */
 export interface WebhookRoute {
   handler: HandlerName;
