@@ -57,10 +57,10 @@ export async function ensureNamespace(kc: KubeConfig, name: string): Promise<voi
 }
 
 /** The ConfigMap the status guard reads the operator's username from (crds/taskgrant.io_status-guard.yaml). */
-export const STATUS_WRITER_CONFIGMAP = 'taskgrant-status-writer';
+const STATUS_WRITER_CONFIGMAP = 'taskgrant-status-writer';
 
 /** Who the API server says this client is (SelfSubjectReview). */
-export async function ownUsername(kc: KubeConfig): Promise<string> {
+async function ownUsername(kc: KubeConfig): Promise<string> {
   const res = await rest(kc, 'POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });
   if (res.status >= 300) throw new Error(`asking who the operator is (SelfSubjectReview): ${res.status} ${statusMessage(res.body)}`);
   const username = (JSON.parse(res.body) as { status?: { userInfo?: { username?: string } } }).status?.userInfo?.username;

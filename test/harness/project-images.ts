@@ -13,7 +13,7 @@ export const operatorImage = 'localhost/taskgrant:dev';
 export const demoAgentImage = 'localhost/taskgrant-demo-agent:dev';
 export const pauseImage = 'localhost/taskgrant-pause:1';
 
-export function cacheDir(): string {
+function cacheDir(): string {
   return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'taskgrant');
 }
 

@@ -104,15 +104,11 @@ export function claims(token: string): TokenClaims {
   return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as TokenClaims;
 }
 
-export async function podLog(core: k8s.CoreV1Api, namespace: string, name: string): Promise<string> {
-  return core.readNamespacedPodLog({ namespace, name });
-}
-
 /** Waits for the demo agent to have printed both outcomes, and returns its log. */
 export async function agentReport(core: k8s.CoreV1Api, namespace: string, name: string): Promise<string> {
   return eventually(
     async () => {
-      const log = await podLog(core, namespace, name);
+      const log = await core.readNamespacedPodLog({ namespace, name });
       return /^forbidden: /m.test(log) ? log : undefined;
     },
     `the demo agent's report in ${namespace}/${name}`,
