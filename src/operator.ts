@@ -66,6 +66,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
   const cluster = new KubeCluster({ kc, logger, metrics, operatorNamespace: config.namespace, informer: { resyncMs: config.informerResyncMs, stallMs: config.informerStallMs, ...overrides.informer } });
   const ledger = new ConfigMapLedger(cluster.api, config.namespace, cluster.ledgers);
   const audit = new AuditTrail(logger, cluster);
+  const reviews = new Reviews(cluster.api);
   let stopping = false;
   let startedUp = false;
   const controller = new TaskController({
@@ -77,9 +78,13 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     reconciler: {
       ledger,
       policy: engine,
+      approvers: {
+        mayApprove: (approver, namespace) =>
+          reviews.userCan({ username: approver.username ?? '', ...(approver.uid ? { uid: approver.uid } : {}), groups: approver.groups ?? [] }, { verb: 'approve', group: 'taskgrant.io', resource: 'agenttasks', namespace }),
+      },
       audit,
       clock: systemClock,
-      settings: { reissueWindowMs: config.reissueWindowMs, retryPendingMs: 5_000, maxDelegationDepth: 16, operatorNamespace: config.namespace },
+      settings: { reissueWindowMs: config.reissueWindowMs, retryPendingMs: 5_000, operatorNamespace: config.namespace },
     },
   });
   const policySync = new PolicySync({
@@ -107,7 +112,6 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
 
   await Promise.all([cluster.start(), policySync.start()]);
 
-  const reviews = new Reviews(cluster.api);
   const certs: CertSource =
     config.certMode === 'cert-manager'
       ? new FileCerts(config.tlsDir, logger)

@@ -1,7 +1,8 @@
 // In-memory stand-ins for the cluster and the ledger, for reconciler unit tests.
-import type { AgentTask, AgentTaskStatus, TaskApproval } from '../api/index.js';
+import type { AgentTask, AgentTaskStatus, Requester, TaskApproval } from '../api/index.js';
+import { KubeError } from '../kube/api.js';
 import type { PodObject, RoleBindingObject, RoleObject, ServiceAccountObject } from '../kube/objects.js';
-import type { Clock, ClusterView, ClusterWriter, GrantLedger, LedgerEntry, ManagedKind } from './ports.js';
+import type { ApproverCheck, Clock, ClusterView, ClusterWriter, GrantLedger, LedgerEntry, ManagedKind } from './ports.js';
 
 type Managed = ServiceAccountObject | RoleObject | RoleBindingObject;
 
@@ -23,7 +24,13 @@ export class FakeCluster implements ClusterView, ClusterWriter {
    * event loop, as a round trip would.
    */
   checkBindingsAgainstRoles = false;
+  /** Namespace -> its `taskgrant.io/sensitivity` label. */
+  readonly sensitivityLabels = new Map<string, string>();
   private rv = 1;
+
+  namespaceSensitivity(namespace: string) {
+    return this.sensitivityLabels.get(namespace);
+  }
 
   put(task: AgentTask): AgentTask {
     const stored = { ...task, metadata: { ...task.metadata, resourceVersion: String(this.rv++) } };
@@ -61,15 +68,17 @@ export class FakeCluster implements ClusterView, ClusterWriter {
 
   async create<T extends Managed>(kind: ManagedKind, object: T): Promise<T> {
     if (kind === 'Role' && this.refuseRoles) {
-      throw new Error('POST roles: 403 roles.rbac.authorization.k8s.io "x" is forbidden: user "taskgrant" (groups=[]) is attempting to grant RBAC permissions not currently held');
+      // As the API server's escalation check: Forbidden, naming the resource, no cause.
+      throw new KubeError(403, 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${object.metadata.namespace}/roles`, 'forbidden', 'Forbidden', { kind: 'roles', causes: [] });
     }
     if (this.terminating) {
-      throw new Error(`POST: 403 ${kind} "${object.metadata.name}" is forbidden: unable to create new content in namespace ${object.metadata.namespace} because it is being terminated`);
+      // As the API server's namespace lifecycle admission: Forbidden with a NamespaceTerminating cause.
+      throw new KubeError(403, 'POST', `/api/v1/namespaces/${object.metadata.namespace}/${kind.toLowerCase()}s`, 'forbidden', 'Forbidden', { kind: `${kind.toLowerCase()}s`, causes: ['NamespaceTerminating'] });
     }
     if (this.checkBindingsAgainstRoles) {
       const roleRef = kind === 'RoleBinding' ? (object as RoleBindingObject).roleRef : undefined;
       if (roleRef && !this.objects.has(`Role/${object.metadata.namespace}/${roleRef.name}`)) {
-        throw new Error(`POST rolebindings: 403 rolebindings.rbac.authorization.k8s.io "${object.metadata.name}" is forbidden: roles.rbac.authorization.k8s.io "${roleRef.name}" not found`);
+        throw new KubeError(403, 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${object.metadata.namespace}/rolebindings`, `roles "${roleRef.name}" not found`, 'Forbidden', { kind: 'rolebindings', causes: [] });
       }
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -125,6 +134,17 @@ export class FakeLedger implements GrantLedger {
     const list = this.byAgent.get(`${namespace}/${agent}`) ?? [];
     if (!list.some((e) => e.uid === entry.uid)) list.push(entry);
     this.byAgent.set(`${namespace}/${agent}`, list);
+  }
+}
+
+/** Approvers and the namespaces they may approve in ('*': all); everyone else may not. */
+export class FakeApprovers implements ApproverCheck {
+  readonly rights = new Map<string, Set<string>>([['alice', new Set(['*'])]]);
+  readonly asked: string[] = [];
+  async mayApprove(approver: Requester, namespace: string) {
+    this.asked.push(`${approver.username ?? ''}@${namespace}`);
+    const rights = this.rights.get(approver.username ?? '');
+    return rights !== undefined && (rights.has('*') || rights.has(namespace));
   }
 }
 

@@ -1,6 +1,6 @@
 // What the controller needs from the cluster, as small interfaces: src/kube implements them
 // over informer caches and the API; unit tests pass in-memory fakes.
-import type { AgentTask, AgentTaskStatus, TaskApproval } from '../api/index.js';
+import type { AgentTask, AgentTaskStatus, Requester, TaskApproval } from '../api/index.js';
 import type { LedgerEntry } from '../kube/ledger.js';
 import type { ManagedKind, PodObject, RoleBindingObject, RoleObject, ServiceAccountObject } from '../kube/objects.js';
 
@@ -17,6 +17,13 @@ export interface ClusterView {
   roleBindingsOfTask(taskUid: string): RoleBindingObject[];
   /** Every object the operator manages whose task-uid label names no live task (crash leftovers). */
   managedTaskUids(): Set<string>;
+  /** The namespace's `taskgrant.io/sensitivity` label: its data owner's floor. */
+  namespaceSensitivity(namespace: string): string | undefined;
+}
+
+/** Asks the API server (a SubjectAccessReview) whether someone may approve AgentTasks in a namespace; false on any error. */
+export interface ApproverCheck {
+  mayApprove(approver: Requester, namespace: string): Promise<boolean>;
 }
 
 /** Write side. Each call goes to the API server; results are written through to the caches. */

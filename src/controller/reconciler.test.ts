@@ -7,7 +7,7 @@ import { Metrics } from '../telemetry/metrics.js';
 import { taskServiceAccountName, type AgentTask, type TaskApproval } from '../api/index.js';
 import type { RoleBindingObject, RoleObject } from '../kube/objects.js';
 import { AuditTrail } from './audit.js';
-import { FakeClock, FakeCluster, FakeLedger, taskFixture } from './fakes.test-support.js';
+import { FakeApprovers, FakeClock, FakeCluster, FakeLedger, taskFixture } from './fakes.test-support.js';
 import { Reconciler } from './reconciler.js';
 
 let engine: PolicyEngine;
@@ -29,16 +29,18 @@ function setupWith(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'>
   const clock = new FakeClock();
   const requeues: Array<[string, number]> = [];
   const logger = silentLogger();
+  const approvers = new FakeApprovers();
   const reconciler = new Reconciler({
     view: cluster,
     writer: cluster,
     ledger,
     policy,
+    approvers,
     audit: new AuditTrail(logger, cluster),
     clock,
     logger,
     metrics,
-    settings: { reissueWindowMs: 3_600_000, retryPendingMs: 5_000, maxDelegationDepth: 16, operatorNamespace: 'taskgrant-system' },
+    settings: { reissueWindowMs: 3_600_000, retryPendingMs: 5_000, operatorNamespace: 'taskgrant-system' },
     requeueAfter: (key, ms) => requeues.push([key, ms]),
     observedAt: () => undefined,
   });
@@ -46,7 +48,16 @@ function setupWith(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'>
     await reconciler.reconcile(`${task.metadata.namespace}/${task.metadata.name}`);
     return cluster.task(task.metadata.namespace, task.metadata.name);
   };
-  return { cluster, ledger, clock, requeues, run, metrics };
+  return { cluster, ledger, clock, requeues, run, metrics, approvers };
+}
+
+/** A TaskApproval of this task's uid by `approver`, as the webhook would have stamped it. */
+let approvalSeconds = 10;
+function approvalOf(task: AgentTask, approver: string, name: string): TaskApproval {
+  const approval = approvedByAlice(task);
+  // Each one later than the last: the latest approval of a uid is the one that counts.
+  const creationTimestamp = `2026-11-22T10:01:${String(approvalSeconds++ % 60).padStart(2, '0')}Z`;
+  return { ...approval, metadata: { ...approval.metadata, name, creationTimestamp }, spec: { ...approval.spec, approver: { username: approver } } };
 }
 
 /** A TaskApproval of this task's uid, as the webhook would have stamped it. */
@@ -156,6 +167,64 @@ describe('Reconciler: requests', () => {
     const granted = await run(cluster.task('team-a', 'secret')!);
     expect(granted?.status?.phase).toBe('Granted');
     expect(granted?.status?.approval?.username).toBe('alice');
+  });
+
+  it("re-checks the approver's right at grant time: an approver who lost it does not count (audit finding 2)", async () => {
+    const { cluster, run, approvers } = setup();
+    const task = cluster.put(taskFixture('secret', { intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] } }));
+    expect((await run(task))?.status?.phase).toBe('AwaitingApproval');
+    approvers.rights.set('alice', new Set(['team-b']));
+    cluster.approvals.push(approvedByAlice(task));
+    const waiting = await run(cluster.task('team-a', 'secret')!);
+    expect(waiting?.status?.phase).toBe('AwaitingApproval');
+    expect(waiting?.status?.message).toMatch(/approval by alice does not count: alice may not approve AgentTasks in namespace team-a/);
+    expect(approvers.asked).toContain('alice@team-a');
+    expect([...cluster.objects.keys()]).toEqual([]);
+    approvers.rights.set('alice', new Set(['team-a']));
+    expect((await run(cluster.task('team-a', 'secret')!))?.status?.phase).toBe('Granted');
+  });
+
+  it('asks for the right to approve in every namespace the task reaches', async () => {
+    const { cluster, run, approvers } = setup();
+    const task = cluster.put(taskFixture('wide', { intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'], namespace: 'team-b' }] } }));
+    approvers.rights.set('alice', new Set(['team-a']));
+    cluster.approvals.push(approvedByAlice(task));
+    const waiting = await run(task);
+    expect(waiting?.status?.phase).toBe('AwaitingApproval');
+    expect(waiting?.status?.message).toMatch(/may not approve AgentTasks in namespace team-b/);
+  });
+
+  it('never counts an approval by whoever requested the task or a task it was delegated from (audit finding 7)', async () => {
+    const { cluster, run, approvers } = setup();
+    approvers.rights.set('bob', new Set(['*']));
+    const secrets = { objective: 'x', permissions: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] };
+    const root = cluster.put(taskFixture('root', { requester: { username: 'alice' }, intent: secrets }));
+    cluster.approvals.push(approvalOf(root, 'alice', 'by-alice'));
+    const self = await run(root);
+    expect(self?.status?.phase).toBe('AwaitingApproval');
+    expect(self?.status?.message).toMatch(/approval by alice does not count: alice requested this task/);
+    cluster.approvals.push(approvalOf(root, 'bob', 'by-bob'));
+    expect((await run(cluster.task('team-a', 'root')!))?.status?.phase).toBe('Granted');
+    // The granted agent asks for a child: alice, the human behind it, is no independent approver.
+    const child = cluster.put(taskFixture('child', { parentTask: 'root', requester: { username: 'system:serviceaccount:team-a:tg-root' }, intent: secrets }));
+    cluster.approvals.push(approvalOf(child, 'alice', 'child-by-alice'));
+    const waiting = await run(child);
+    expect(waiting?.status?.phase).toBe('AwaitingApproval');
+    expect(waiting?.status?.message).toMatch(/alice requested task root, which this task was delegated from/);
+    cluster.approvals.push(approvalOf(child, 'bob', 'child-by-bob'));
+    expect((await run(cluster.task('team-a', 'child')!))?.status?.phase).toBe('Granted');
+  });
+
+  it("decides on the namespace's sensitivity floor when the requester declares less (audit finding 14)", async () => {
+    const { cluster, run } = setup();
+    cluster.sensitivityLabels.set('team-a', 'restricted');
+    const task = cluster.put(taskFixture('liar', { intent: { objective: 'x', sensitivity: 'public', permissions: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }] } }));
+    const decided = await run(task);
+    expect(decided?.status?.phase).not.toBe('Granted');
+    expect([...cluster.objects.keys()]).toEqual([]);
+    // The same task where no floor is set is granted: the label made the difference.
+    const control = cluster.put(taskFixture('honest', { intent: { objective: 'x', sensitivity: 'public', permissions: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }] } }, 'team-c'));
+    expect((await run(control))?.status?.phase).toBe('Granted');
   });
 
   it('ignores an approval that names another uid (a recreated task)', async () => {

@@ -72,4 +72,16 @@ describe('buildRequests', () => {
   it('counts tuples before expanding them', () => {
     expect(tupleCount(task)).toBe(3);
   });
+
+  it("decides on the higher of the declared sensitivity and the namespaces' floor", () => {
+    const context = (sensitivityFloor: string | undefined) => {
+      const built = buildRequests({ ...input, ...(sensitivityFloor !== undefined ? { sensitivityFloor } : {}) });
+      if (built.type !== 'requests') throw new Error(built.reason);
+      return built.context['sensitivity'];
+    };
+    expect(context(undefined)).toBe('confidential');
+    expect(context('public')).toBe('confidential');
+    expect(context('restricted')).toBe('restricted');
+    expect(context('not-a-level')).toBe('confidential');
+  });
 });

@@ -1,6 +1,6 @@
-// Builds the Cedar requests for one task (CONTRACT.md, "Cedar model"): one request per permission
-// tuple, the same principal and context for all of them.
-import { DEFAULT_SENSITIVITY, DEFAULT_TTL, expandPermissions, parseDurationSeconds, type AgentTask, type PermissionTuple } from '../api/index.js';
+// Builds the Cedar requests for one task (the Cedar model the README describes): one request per
+// permission tuple, the same principal and context for all of them.
+import { DEFAULT_TTL, higherSensitivity, expandPermissions, parseDurationSeconds, type AgentTask, type PermissionTuple } from '../api/index.js';
 import type { CedarEntity, CedarValue, EntityRef } from './cedar.js';
 
 export interface DecisionInput {
@@ -13,6 +13,12 @@ export interface DecisionInput {
   recentGrantSeconds: number;
   /** 0 for a task a person created; the parent's depth + 1 for a delegated task. */
   delegationDepth: number;
+  /**
+   * The highest `taskgrant.io/sensitivity` label of the namespaces the task reaches: the data
+   * owner's floor. Policy sees the higher of it and what the requester declared, so declaring
+   * less than the data is gates nothing.
+   */
+  sensitivityFloor?: string;
 }
 
 export interface TupleRequest {
@@ -73,7 +79,7 @@ export function buildRequests(input: DecisionInput): TaskRequests {
   const context: Record<string, CedarValue> = {
     objective: task.spec.intent.objective,
     tools: [...(task.spec.intent.tools ?? [])],
-    sensitivity: task.spec.intent.sensitivity ?? DEFAULT_SENSITIVITY,
+    sensitivity: higherSensitivity(task.spec.intent.sensitivity, input.sensitivityFloor),
     // Rounded up: a fractional ttl ("3600.5s") must not slip under an integer limit.
     ttlSeconds: Math.ceil(ttl),
     taskNamespace: task.metadata.namespace,

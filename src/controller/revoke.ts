@@ -1,0 +1,71 @@
+// Revoking: every object of a task's grant deleted — bindings first, so access ends before
+// anything else — then the terminal status, its audit record and metrics, and the finalizer.
+import { taskServiceAccountName, targetNamespaces, type AgentTask, type Phase } from '../api/index.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { Clock, ClusterView, ClusterWriter, ManagedKind } from './ports.js';
+import type { Transitions } from './transitions.js';
+import type { RevocationReason, Trigger } from './triggers.js';
+
+export interface RevokerDeps {
+  view: ClusterView;
+  writer: ClusterWriter;
+  transitions: Transitions;
+  clock: Clock;
+  metrics: Metrics;
+  /** When the event that may have triggered a revocation was observed (for latency metrics). */
+  observedAt: (key: string) => number | undefined;
+}
+
+export class Revoker {
+  constructor(private readonly deps: RevokerDeps) {}
+
+  async revoke(task: AgentTask, trigger: Trigger, phase: Phase = trigger.phase): Promise<void> {
+    await this.deleteObjects(task);
+    const now = this.deps.clock.now();
+    const latencyMs = Math.max(0, now - this.triggerTime(task, trigger.reason));
+    const { transitions, metrics } = this.deps;
+    await transitions.write(task, { phase, reason: trigger.reason, message: trigger.message, revokedAt: new Date(now).toISOString() }, latencyMs);
+    metrics.revocations.inc({ reason: trigger.reason });
+    metrics.triggerToRevocationSeconds.observe({ reason: trigger.reason }, latencyMs / 1000);
+    await transitions.dropFinalizer(transitions.latest(task));
+  }
+
+  /** RoleBindings first (access ends), then Roles, then the ServiceAccount (every token dies). */
+  async deleteObjects(task: AgentTask): Promise<void> {
+    const uid = task.metadata.uid ?? '';
+    const { view, writer } = this.deps;
+    const name = taskServiceAccountName(task.metadata.name, uid);
+    const namespaces = new Set([...targetNamespaces(task), ...(task.status?.grant?.namespaces ?? [])]);
+    // Where the grant's objects would be by name, and wherever the caches found objects of this
+    // task's uid: a crash may have left either without the other.
+    const targets = (kind: ManagedKind, cached: Array<{ metadata: { namespace?: string; name: string } }>) => {
+      const all = new Map<string, [string, string]>();
+      for (const ns of kind === 'ServiceAccount' ? [task.metadata.namespace] : namespaces) all.set(`${ns}/${name}`, [ns, name]);
+      for (const o of cached) all.set(`${o.metadata.namespace}/${o.metadata.name}`, [o.metadata.namespace ?? '', o.metadata.name]);
+      return [...all.values()];
+    };
+    await Promise.all(targets('RoleBinding', view.roleBindingsOfTask(uid)).map(([ns, n]) => writer.delete('RoleBinding', ns, n)));
+    await Promise.all(targets('Role', view.rolesOfTask(uid)).map(([ns, n]) => writer.delete('Role', ns, n)));
+    await Promise.all(targets('ServiceAccount', view.serviceAccountsOfTask(uid)).map(([ns, n]) => writer.delete('ServiceAccount', ns, n)));
+  }
+
+  /** Deletes what the caches still hold of the task; nothing is asked of the API server otherwise. */
+  async ensureNothingLeft(task: AgentTask): Promise<void> {
+    const uid = task.metadata.uid ?? '';
+    const { view } = this.deps;
+    if (view.roleBindingsOfTask(uid).length + view.rolesOfTask(uid).length + view.serviceAccountsOfTask(uid).length > 0) await this.deleteObjects(task);
+  }
+
+  private triggerTime(task: AgentTask, reason: RevocationReason): number {
+    const now = this.deps.clock.now();
+    const key = `${task.metadata.namespace}/${task.metadata.name}`;
+    switch (reason) {
+      case 'TTLExpired':
+        return Date.parse(task.status?.grant?.expiresAt ?? '') || now;
+      case 'TaskDeleted':
+        return Math.min(Date.parse(task.metadata.deletionTimestamp ?? '') || now, this.deps.observedAt(key) ?? now);
+      default:
+        return this.deps.observedAt(key) ?? now;
+    }
+  }
+}

@@ -1,0 +1,57 @@
+// Writing what happened: the status (only when it changes anything a user sees), the audit
+// record of every phase transition, and the finalizer that keeps a task until its grant is gone.
+import { FINALIZER, type AgentTask } from '../api/index.js';
+import type { AuditTrail } from './audit.js';
+import type { Clock, ClusterView, ClusterWriter } from './ports.js';
+import { nextStatus, type StatusUpdate } from './status.js';
+
+export class Transitions {
+  constructor(
+    private readonly deps: {
+      view: Pick<ClusterView, 'task'>;
+      writer: Pick<ClusterWriter, 'patchTaskStatus' | 'setTaskFinalizers'>;
+      audit: AuditTrail;
+      clock: Clock;
+    },
+  ) {}
+
+  /** Writes the status when it changes anything a user sees; audits real phase transitions. */
+  async write(task: AgentTask, update: StatusUpdate, latencyMs?: number): Promise<void> {
+    const current = task.status;
+    const unchanged =
+      current?.phase === update.phase &&
+      current.reason === update.reason &&
+      current.message === update.message &&
+      (update.grant === undefined || JSON.stringify(current.grant) === JSON.stringify(update.grant)) &&
+      (update.decision === undefined || current.decision?.policyRevision === update.decision.policyRevision);
+    if (unchanged) return;
+    const status = nextStatus(task, update, this.deps.clock.now());
+    const updated = await this.deps.writer.patchTaskStatus(task, status);
+    if (current?.phase !== update.phase) {
+      await this.deps.audit.record({ task: updated, from: current?.phase, status, ...(latencyMs !== undefined ? { latencyMs } : {}) });
+    }
+  }
+
+  /** A terminal transition of a task that holds nothing: no finalizer is needed any more. */
+  async finish(task: AgentTask, update: StatusUpdate): Promise<void> {
+    await this.write(task, update);
+    await this.dropFinalizer(this.latest(task));
+  }
+
+  async ensureFinalizer(task: AgentTask): Promise<AgentTask> {
+    const finalizers = task.metadata.finalizers ?? [];
+    if (finalizers.includes(FINALIZER)) return task;
+    return this.deps.writer.setTaskFinalizers(task, [...finalizers, FINALIZER]);
+  }
+
+  async dropFinalizer(task: AgentTask): Promise<void> {
+    const finalizers = task.metadata.finalizers ?? [];
+    if (!finalizers.includes(FINALIZER)) return;
+    await this.deps.writer.setTaskFinalizers(task, finalizers.filter((f) => f !== FINALIZER));
+  }
+
+  /** The task as the cache holds it now (after our own writes), or as given. */
+  latest(task: AgentTask): AgentTask {
+    return this.deps.view.task(task.metadata.namespace, task.metadata.name) ?? task;
+  }
+}
