@@ -17,3 +17,16 @@ export function taskServiceAccountName(taskName: string, taskUid: string): strin
 export function isTaskServiceAccountName(name: string): boolean {
   return name.startsWith(SERVICE_ACCOUNT_PREFIX);
 }
+
+/** `system:serviceaccount:<namespace>:<name>` split, or undefined for any other username. */
+export function serviceAccountOf(username: string): { namespace: string; name: string } | undefined {
+  const parts = username.split(':');
+  if (parts.length !== 4 || parts[0] !== 'system' || parts[1] !== 'serviceaccount' || !parts[2] || !parts[3]) return undefined;
+  return { namespace: parts[2], name: parts[3] };
+}
+
+/** The task ServiceAccount a username authenticates as, if it is one (any `tg-*` name counts). */
+export function taskIdentityOf(username: string | undefined): { namespace: string; name: string } | undefined {
+  const account = serviceAccountOf(username ?? '');
+  return account && isTaskServiceAccountName(account.name) ? account : undefined;
+}

@@ -28,6 +28,17 @@ describe('precheck', () => {
     expect(precheck(facts(child, { parent: live(taskFixture('p')), depth: 1 }))).toEqual({ type: 'ok' });
   });
 
+  it("refuses a task identity's task that is not a child of the identity's own task (audit finding 7)", () => {
+    const parent = live(taskFixture('p'));
+    const account = `system:serviceaccount:team-a:tg-p-${(parent.metadata.uid ?? '').slice(0, 8)}`;
+    const orphan = taskFixture('c', { requester: { username: account } });
+    expect(precheck(facts(orphan))).toMatchObject({ type: 'deny', reason: 'DelegationRequired' });
+    const elsewhere = taskFixture('c', { parentTask: 'q', requester: { username: account } });
+    expect(precheck(facts(elsewhere, { parent: live(taskFixture('q')), depth: 1 }))).toMatchObject({ type: 'deny', reason: 'DelegationRequired' });
+    const child = taskFixture('c', { parentTask: 'p', requester: { username: account } });
+    expect(precheck(facts(child, { parent, depth: 1 }))).toEqual({ type: 'ok' });
+  });
+
   it('denies on a Deny approval, naming the approver', () => {
     const task = taskFixture('t');
     const approval = { metadata: { name: 'a', namespace: 'team-a' }, spec: { task: 't', taskUID: task.metadata.uid, decision: 'Deny', reason: 'no', approver: { username: 'carol' } } } as TaskApproval;

@@ -8,6 +8,8 @@ import {
   isLive,
   isTerminal,
   targetNamespaces,
+  taskIdentityOf,
+  taskServiceAccountName,
   tupleCovered,
   type AgentTask,
   type TaskApproval,
@@ -47,6 +49,12 @@ export interface RequestFacts {
 export function precheck({ task, parent, depth, approval, operatorNamespace }: RequestFacts): Precheck {
   if (operatorNamespace && targetNamespaces(task).includes(operatorNamespace)) {
     return { type: 'deny', reason: 'OperatorNamespace', message: `No task may be granted access in ${operatorNamespace}, taskgrant's own namespace (it holds the operator's keys and records).` };
+  }
+  const creator = taskIdentityOf(task.spec.requester?.username);
+  // The webhook makes a task identity's tasks children of its own task; one that arrives
+  // otherwise (the webhook skipped, or the parent named another) is refused here too.
+  if (creator && (!parent || creator.namespace !== task.metadata.namespace || creator.name !== taskServiceAccountName(parent.metadata.name, parent.metadata.uid ?? ''))) {
+    return { type: 'deny', reason: 'DelegationRequired', message: `Requested by the task identity ${task.spec.requester?.username ?? ''}: a task's agent may only create children of its own task (spec.parentTask naming that task).` };
   }
   if (task.spec.parentTask) {
     const verdict = delegationVerdict(task, parent, depth);

@@ -206,7 +206,7 @@ describe('Reconciler: requests', () => {
     cluster.approvals.push(approvalOf(root, 'bob', 'by-bob'));
     expect((await run(cluster.task('team-a', 'root')!))?.status?.phase).toBe('Granted');
     // The granted agent asks for a child: alice, the human behind it, is no independent approver.
-    const child = cluster.put(taskFixture('child', { parentTask: 'root', requester: { username: 'system:serviceaccount:team-a:tg-root' }, intent: secrets }));
+    const child = cluster.put(taskFixture('child', { parentTask: 'root', requester: { username: `system:serviceaccount:team-a:${taskServiceAccountName('root', root.metadata.uid ?? '')}` }, intent: secrets }));
     cluster.approvals.push(approvalOf(child, 'alice', 'child-by-alice'));
     const waiting = await run(child);
     expect(waiting?.status?.phase).toBe('AwaitingApproval');

@@ -290,6 +290,23 @@ describe('POST /mutate/agenttasks', () => {
     expectDenied(await admit('/mutate/agenttasks', review('taskapproval-create')), /stamps AgentTask objects, not TaskApproval/);
   });
 
+  it("makes a task identity's new task a child of its own task (audit finding 7)", async () => {
+    cluster.managedAccounts.set('team-a/tg-root-0a1b2c3d', 'root');
+    const r = review('agenttask-create-forged-requester');
+    r.request.userInfo = { username: 'system:serviceaccount:team-a:tg-root-0a1b2c3d', groups: ['system:serviceaccounts'] };
+    const task = patched<{ spec: { parentTask?: string } }>(r, await admit('/mutate/agenttasks', r));
+    expect(task.spec.parentTask).toBe('root');
+    // Naming another parent, another namespace, or an unknown tg-* account: refused.
+    (r.request.object.spec as Record<string, Json>).parentTask = 'someone-else';
+    expectDenied(await admit('/mutate/agenttasks', r), /spec.parentTask must be root/);
+    delete (r.request.object.spec as Record<string, Json>).parentTask;
+    r.request.namespace = 'team-b';
+    expectDenied(await admit('/mutate/agenttasks', r), /only in its own namespace team-a, as children of task root/);
+    r.request.namespace = 'team-a';
+    r.request.userInfo = { username: 'system:serviceaccount:team-a:tg-unknown-12345678' };
+    expectDenied(await admit('/mutate/agenttasks', r), /belongs to no task taskgrant knows/);
+  });
+
   it('does not patch UPDATEs', async () => {
     const r = review('agenttask-create-forged-requester');
     r.request.operation = 'UPDATE';

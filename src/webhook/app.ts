@@ -96,7 +96,7 @@ export function createApp(deps: WebhookDeps): express.Application {
   };
   const runs: Record<HandlerName, Run> = {
     'mutate-pods': (r) => mutateTaskPod(r, podDeps),
-    'mutate-agenttasks': mutateAgentTask,
+    'mutate-agenttasks': (r) => mutateAgentTask(r, deps),
     'mutate-taskapprovals': mutateTaskApproval,
     'validate-pods': (r) => guardPod(r, podDeps),
     'validate-taskapprovals': (r) => validateTaskApproval(r, deps),

@@ -7,7 +7,18 @@
 // validating handler still refuses an UPDATE that changes spec, in case a CRD is installed
 // without its CEL rules.
 import { isDeepStrictEqual } from 'node:util';
-import { AGENT_TASK_KIND, AGENT_TASK_PLURAL, FINALIZER, GROUP, TASK_APPROVAL_KIND, parseAgentTask, parseTaskApproval, targetNamespaces, type Requester } from '../api/index.js';
+import {
+  AGENT_TASK_KIND,
+  AGENT_TASK_PLURAL,
+  FINALIZER,
+  GROUP,
+  TASK_APPROVAL_KIND,
+  parseAgentTask,
+  parseTaskApproval,
+  targetNamespaces,
+  taskIdentityOf,
+  type Requester,
+} from '../api/index.js';
 import {
   POD_NAME_EXTRA,
   allow,
@@ -18,7 +29,7 @@ import {
   type UserInfo,
   type ValidationVerdict,
 } from './admission.js';
-import type { AccessReviewer, TaskLookup } from './deps.js';
+import type { AccessReviewer, ServiceAccountLookup, TaskLookup } from './deps.js';
 import { add } from './jsonpatch.js';
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -47,16 +58,27 @@ function stamp(request: AdmissionRequest, kind: string, field: 'requester' | 'ap
 /**
  * `/mutate/agenttasks`: spec.requester := the caller, and taskgrant's finalizer from birth, so a
  * task can never be deleted without its grant being revoked first — and the controller saves a
- * write on the way to granting it.
+ * write on the way to granting it. A task identity (an agent holding a grant) creates only
+ * children of its own task: spec.parentTask := that task, so the new task can only narrow the
+ * grant, counts towards the delegation depth and ends with it.
  */
-export function mutateAgentTask(request: AdmissionRequest): MutationVerdict {
+export function mutateAgentTask(request: AdmissionRequest, deps: { serviceAccounts: ServiceAccountLookup }): MutationVerdict {
   const verdict = stamp(request, AGENT_TASK_KIND, 'requester');
   if (verdict.type !== 'allow' || request.operation !== 'CREATE') return verdict;
+  const patch = [...verdict.patch];
+  const identity = taskIdentityOf(request.userInfo.username);
+  if (identity) {
+    const creator = deps.serviceAccounts.taskOf(identity.namespace, identity.name);
+    if (!creator) return deny(`${request.userInfo.username ?? ''} is a task identity (tg-*) that belongs to no task taskgrant knows, so it may not create AgentTasks`);
+    if (request.namespace !== identity.namespace) return deny(`a task identity creates AgentTasks only in its own namespace ${identity.namespace}, as children of task ${creator}`);
+    const spec = (request.object as { spec: Record<string, unknown> }).spec;
+    if (spec.parentTask !== undefined && spec.parentTask !== creator) return deny(`a task identity creates only children of its own task: spec.parentTask must be ${creator} (or left out), not ${JSON.stringify(spec.parentTask)}`);
+    patch.push(add(['spec', 'parentTask'], creator));
+  }
   const metadata = isRecord(request.object) && isRecord(request.object.metadata) ? request.object.metadata : undefined;
   const finalizers = Array.isArray(metadata?.finalizers) ? (metadata.finalizers as unknown[]) : undefined;
-  if (finalizers?.includes(FINALIZER)) return verdict;
-  const op = finalizers ? add(['metadata', 'finalizers', '-'], FINALIZER) : add(['metadata', 'finalizers'], [FINALIZER]);
-  return { ...verdict, patch: [...verdict.patch, op] };
+  if (!finalizers?.includes(FINALIZER)) patch.push(finalizers ? add(['metadata', 'finalizers', '-'], FINALIZER) : add(['metadata', 'finalizers'], [FINALIZER]));
+  return { ...verdict, patch };
 }
 
 /** `/mutate/taskapprovals`: spec.approver := the caller. */

@@ -6,7 +6,7 @@
 // that pod is one of the task's pods. Any doubt is a refusal.
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { ANNOTATION_POD_TASK_UID, LABEL_TASK, type AgentTask } from '../../api/index.js';
+import { ANNOTATION_POD_TASK_UID, LABEL_TASK, serviceAccountOf, type AgentTask } from '../../api/index.js';
 import { POD_NAME_EXTRA } from '../admission.js';
 import { subjectOf, taskClaims, taskLiveness, type ReceiptClaims } from './claims.js';
 import { MAX_RECEIPT_LIFETIME_SECONDS, RECEIPT_ALG } from './keys.js';
@@ -92,12 +92,6 @@ export function parseExchangeRequest(body: unknown): ParsedExchange {
   }
 }
 
-/** `system:serviceaccount:<namespace>:<name>` split, or undefined for any other username. */
-export function serviceAccountOf(username: string): { namespace: string; name: string } | undefined {
-  const parts = username.split(':');
-  if (parts.length !== 4 || parts[0] !== 'system' || parts[1] !== 'serviceaccount' || !parts[2] || !parts[3]) return undefined;
-  return { namespace: parts[2], name: parts[3] };
-}
 
 async function reviewWithin(deps: ReceiptsDeps, token: string): Promise<TokenReviewOutcome | 'timeout'> {
   let timer: NodeJS.Timeout | undefined;
