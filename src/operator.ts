@@ -20,6 +20,7 @@ import { WEBHOOK_ROUTES, createApp, serveHttps, type HttpsHandle, type WebhookDe
 import { FileCerts, SelfManagedCerts, type CertSource } from './webhook/tls.js';
 import { KeyManager, defaultIssuer } from './webhook/receipts/index.js';
 import { SecretSigningKeyStore } from './kube/signing-keys.js';
+import { loadAuditKey } from './kube/audit-key.js';
 import { LeaderElector } from './kube/leader.js';
 import { TaskOfServiceAccount, TaskPods } from './kube/receipt-lookups.js';
 import { startHealthServer, type RunningServer } from './telemetry/health.js';
@@ -65,7 +66,9 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
 
   const cluster = new KubeCluster({ kc, logger, metrics, operatorNamespace: config.namespace, informer: { resyncMs: config.informerResyncMs, stallMs: config.informerStallMs, ...overrides.informer } });
   const ledger = new ConfigMapLedger(cluster.api, config.namespace, cluster.ledgers);
-  const audit = new AuditTrail(logger, cluster);
+  let auditKey: Buffer = Buffer.alloc(0);
+  await retrying('loading the audit key', async () => void (auditKey = await loadAuditKey(cluster.api, config.namespace)), logger);
+  const audit = new AuditTrail(logger, cluster, auditKey, systemClock);
   const reviews = new Reviews(cluster.api);
   let stopping = false;
   let startedUp = false;

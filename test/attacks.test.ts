@@ -3,7 +3,8 @@
 // replaying approvals, flooding re-issuance, and holding a deleted task with a foreign finalizer.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
-import { eventually, refusalMessage, statusOfCall, tokenConfig, uniqueName } from './harness/kube.js';
+import { readFileSync } from 'node:fs';
+import { createNamespace, eventually, refusalMessage, statusOfCall, tokenConfig, uniqueName } from './harness/kube.js';
 import { startTestOperator, type TestOperator } from './harness/operator.js';
 import { startOperatorSuite } from './harness/suite.js';
 import { apiServerRequest, canApprove, canCreate, userWith, type TestUser } from './harness/security.js';
@@ -508,6 +509,103 @@ describe('approvals', () => {
     expect(await statusOfCall(() => asTask.listNamespacedSecret({ namespace: ns }))).toBe(403);
   });
 
+  it("makes a task identity's new tasks children of its own task, which its requester cannot approve (audit finding 7)", async () => {
+    const createTasks = { apiGroups: [group], resources: ['agenttasks'], verbs: ['create'] };
+    const parentName = uniqueName('delegator');
+    const parent = await createTaskAs(requester, parentName, agentName(), [readPods, { ...readPods, resources: ['configmaps'] }, createTasks]);
+    await tasks.waitForPhase(ns, parentName, 'AwaitingApproval');
+    await approveAs(approver, parentName, parent.metadata.uid ?? '');
+    const grantedParent = await tasks.waitForPhase(ns, parentName, 'Granted');
+    const account = grantedParent.status?.grant?.serviceAccount ?? '';
+    const agentPod = await createPod(ns, pod(`${parentName}-pod`, { 'taskgrant.io/task': parentName }));
+    const asAgent = tokenConfig(admin, await tasks.mintPodToken(ns, account, agentPod)).makeApiClient(k8s.CustomObjectsApi);
+    const childBody = (name: string, permissions: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) => ({
+      apiVersion: `${group}/${version}`,
+      kind: 'AgentTask',
+      metadata: { name },
+      spec: { agent: agentName(), intent: intentOf(...permissions), ...extra },
+    });
+    const createAsAgent = (body: ReturnType<typeof childBody>) => asAgent.createNamespacedCustomObject({ group, version, namespace: ns, plural: 'agenttasks', body });
+
+    // No parentTask named: it becomes a child of the agent's own task, and narrows it.
+    const childName = uniqueName('child');
+    await eventually(async () => (await statusOfCall(() => createAsAgent(childBody(childName, [readPods])))) === 201, "the agent's task token to create a task");
+    const child = await tasks.waitForPhase(ns, childName, 'Granted');
+    expect(child.spec.parentTask).toBe(parentName);
+    expect(child.spec.requester?.username).toBe(`system:serviceaccount:${ns}:${account}`);
+    expect(Date.parse(child.status?.grant?.expiresAt ?? '')).toBeLessThanOrEqual(Date.parse(grantedParent.status?.grant?.expiresAt ?? ''));
+    // Another parent is refused; asking for what its own task was not granted is Denied.
+    expect(await refusalMessage(() => createAsAgent(childBody(uniqueName('elsewhere'), [readPods], { parentTask: 'someone-else' })))).toMatch(`spec.parentTask must be ${parentName}`);
+    const greedy = uniqueName('greedy');
+    await createAsAgent(childBody(greedy, [readSecrets]));
+    expect((await tasks.waitForPhase(ns, greedy, 'Denied')).status?.reason).toBe('DelegationExceedsParent');
+
+    // A child that needs an approval: the human behind the agent is not an independent approver.
+    const writer = uniqueName('writer');
+    const writing = (await createAsAgent(childBody(writer, [createTasks]))) as AgentTask;
+    await tasks.waitForPhase(ns, writer, 'AwaitingApproval');
+    await approveAs(requester, writer, writing.metadata.uid ?? '');
+    await eventually(async () => ((await tasks.get(ns, writer))?.status?.message ?? '').includes(`requested task ${parentName}`) || undefined, 'the approval by the parent task requester to be refused');
+    await expectPhaseHolds(writer, 'AwaitingApproval', 1_000);
+    await approveAs(approver, writer, writing.metadata.uid ?? '');
+    await tasks.waitForPhase(ns, writer, 'Granted');
+  });
+
+  it("re-checks the approver's right when granting: an approval whose approver lost it does not count (audit finding 2)", async () => {
+    const fickle = await userWith(admin, ns, uniqueName('fickle'), [canCreate('taskapprovals'), canApprove]);
+    // A child waits for its parent; meanwhile it is approved, and the approver then loses the right.
+    const parentName = uniqueName('slow-parent');
+    const parent = await createTaskAs(requester, parentName, agentName(), [readSecrets]);
+    await tasks.waitForPhase(ns, parentName, 'AwaitingApproval');
+    const childName = uniqueName('lapsed');
+    const child = (await requester.custom.createNamespacedCustomObject({
+      group,
+      version,
+      namespace: ns,
+      plural: 'agenttasks',
+      body: { apiVersion: `${group}/${version}`, kind: 'AgentTask', metadata: { name: childName }, spec: { agent: agentName(), parentTask: parentName, intent: intentOf(readSecrets) } },
+    })) as AgentTask;
+    await eventually(async () => ((await tasks.get(ns, childName))?.status?.reason === 'WaitingForParent') || undefined, 'the child to wait for its parent');
+    await approveAs(fickle, childName, child.metadata.uid ?? '');
+    await tasks.rbac.deleteNamespacedRoleBinding({ namespace: ns, name: fickle.username.split(':').at(-1) ?? '' });
+    const authz = admin.makeApiClient(k8s.AuthorizationV1Api);
+    const fickleMayApprove = async () =>
+      (await authz.createSubjectAccessReview({ body: { spec: { user: fickle.username, groups: ['system:serviceaccounts', 'system:authenticated'], resourceAttributes: { namespace: ns, verb: 'approve', group, resource: 'agenttasks' } } } })).status?.allowed === true;
+    await eventually(async () => !(await fickleMayApprove()) || undefined, "the API server to drop the approver's right");
+
+    await approveAs(approver, parentName, parent.metadata.uid ?? '');
+    await tasks.waitForPhase(ns, parentName, 'Granted');
+    await eventually(async () => ((await tasks.get(ns, childName))?.status?.message ?? '').includes(`approval by ${fickle.username} does not count`) || undefined, 'the lapsed approval to be refused');
+    await expectPhaseHolds(childName, 'AwaitingApproval', 1_000);
+    await expectNothingGranted(child.metadata.uid);
+  });
+
+  it('records a transition whose predictable Event names someone created first (audit finding 8)', async () => {
+    const squatter = await userWith(admin, ns, uniqueName('event-squatter'), [canCreate('events')]);
+    const asSquatter = squatter.kc.makeApiClient(k8s.CoreV1Api);
+    const name = uniqueName('audited');
+    const task = await createTaskAs(requester, name, agentName(), [readSecrets]);
+    await tasks.waitForPhase(ns, name, 'AwaitingApproval');
+    const uid = task.metadata.uid ?? '';
+    // Every Event name that can be derived from the task alone, taken before the task is granted.
+    for (const phase of ['granted', 'active', 'revoked', 'expired', 'completed']) {
+      await asSquatter.createNamespacedEvent({
+        namespace: ns,
+        body: { metadata: { name: `${name}.${uid.slice(0, 8)}.${phase}` }, involvedObject: { apiVersion: `${group}/${version}`, kind: 'AgentTask', name, namespace: ns, uid }, reason: 'Nothing', message: 'nothing happened', type: 'Normal' },
+      });
+    }
+    await approveAs(approver, name, uid);
+    await tasks.waitForPhase(ns, name, 'Granted');
+    const grantedLine = (l: string) => l.includes(`"uid":"${uid}"`) && l.includes('"audit":true') && l.includes('"to":"Granted"');
+    await eventually(async () => readFileSync(operator.logFile, 'utf8').split('\n').some(grantedLine), 'the Granted audit line');
+    const ours = await eventually(async () => {
+      const list = await tasks.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.uid=${uid}` });
+      const found = list.items.filter((e) => e.reportingComponent === 'taskgrant.io/controller' && e.reason === 'PolicyAllowed');
+      return found.length > 0 ? found : undefined;
+    }, "taskgrant's own Granted Event");
+    expect(ours).toHaveLength(1);
+  });
+
   it('changes nothing when approving a task that already ended', async () => {
     const denied = uniqueName('ended-denied');
     const deniedTask = await createTaskAs(requester, denied, agentName(), [{ apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['create'] }]);
@@ -599,6 +697,23 @@ describe("stripping taskgrant's finalizer", () => {
     for (const namespace of [ns, otherNs]) {
       await eventually(async () => (await statusOfCall(() => asTask.listNamespacedPod({ namespace }))) >= 401, `access to ${namespace} to end`, 30_000, 25);
     }
+  });
+});
+
+describe("the data owner's sensitivity floor (audit finding 14)", () => {
+  it('decides on the namespace label when the requester declares less sensitive work', async () => {
+    const restricted = await createNamespace(admin, 'atk-restricted');
+    await tasks.core.patchNamespace({ name: restricted, body: { metadata: { labels: { 'taskgrant.io/sensitivity': 'restricted' } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+    // Reading pods for "public" work within the hour is baseline: granted without the label.
+    const declaredPublic = (name: string, namespace: string) => tasks.create(namespace, name, { agent: agentName(), intent: { ...intentOf(readPods), sensitivity: 'public' } });
+    const control = uniqueName('control');
+    await declaredPublic(control, ns);
+    await tasks.waitForPhase(ns, control, 'Granted');
+    const liar = uniqueName('liar');
+    await declaredPublic(liar, restricted);
+    const held = await tasks.waitForPhase(restricted, liar, ['AwaitingApproval', 'Denied', 'Granted']);
+    expect(held.status?.phase).toBe('AwaitingApproval');
+    expect(held.status?.decision?.allowed).toBe(false);
   });
 });
 

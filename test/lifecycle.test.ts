@@ -247,8 +247,9 @@ describe('audit', () => {
     const { task, token } = await grantedTaskWithToken(name);
     await tasks.setPodPhase(ns, `${name}-pod`, 'Succeeded');
     await tasks.waitForPhase(ns, name, 'Completed');
-    // Each audit line follows its transition's Event, a moment after the status.
-    await eventually(async () => readFileSync(operator.logFile, 'utf8').includes(`"auditId":"${name}.${(task.metadata.uid ?? '').slice(0, 8)}.completed"`), 'the Completed audit line');
+    // Each audit line comes a moment after its transition's status.
+    const completedLine = (l: string) => l.includes(`"uid":"${task.metadata.uid ?? ''}"`) && l.includes('"audit":true') && l.includes('"to":"Completed"');
+    await eventually(async () => readFileSync(operator.logFile, 'utf8').split('\n').some(completedLine), 'the Completed audit line');
     const lines = readFileSync(operator.logFile, 'utf8')
       .split('\n')
       .filter((l) => l.includes(task.metadata.uid ?? 'none') && l.includes('"audit":true'))

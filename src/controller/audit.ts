@@ -1,8 +1,9 @@
 // The audit trail: one structured JSON line and one Kubernetes Event per phase transition,
 // naming intent, decision, grant and revocation. Never a token: none passes through here.
+import { createHmac } from 'node:crypto';
 import { expandPermissions, type AgentTask, type AgentTaskStatus } from '../api/index.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { ClusterWriter } from './ports.js';
+import type { Clock, ClusterWriter } from './ports.js';
 
 export interface Transition {
   task: AgentTask;
@@ -13,12 +14,14 @@ export interface Transition {
 }
 
 /**
- * The Event of a transition has a name fixed by (task uid, phase): recording it again after a
- * crash is refused by the API server (409), so every transition is recorded exactly once in the
- * cluster, and its audit line is written only by the call that created the Event.
+ * The Event of a transition has a name fixed by (task uid, phase) and keyed with the operator's
+ * audit key: recording it again after a crash is refused by the API server (409), so each
+ * transition has one Event; and no one without the key can name it first — an Event created
+ * ahead of the operator would otherwise stand in for, and silence, the transition's record.
  */
-export function auditEventName(task: AgentTask, phase: string): string {
-  return `${task.metadata.name}.${(task.metadata.uid ?? '').slice(0, 8)}.${phase.toLowerCase()}`;
+export function auditEventName(task: AgentTask, phase: string, key: Uint8Array): string {
+  const mac = createHmac('sha256', key).update(`${task.metadata.uid ?? ''}/${phase}`).digest('hex').slice(0, 24);
+  return `${task.metadata.name}.${mac}`;
 }
 
 const RECHECK_WINDOW_MS = 45 * 60_000;
@@ -29,12 +32,15 @@ export class AuditTrail {
 
   constructor(
     private readonly logger: Logger,
-    private readonly writer: Pick<ClusterWriter, 'recordEvent'>,
+    private readonly writer: Pick<ClusterWriter, 'recordEvent' | 'auditEventOwner'>,
+    private readonly key: Uint8Array,
+    private readonly clock: Clock,
   ) {}
 
   /**
-   * Records the task's current phase if this process has not seen it recorded: after a crash
-   * between a status write and its audit, the restart completes the audit (once).
+   * Records the task's current phase if it was not: after a crash between a status write and
+   * its audit, the restart completes the audit. Its Event is looked up first, so a transition
+   * recorded before the restart is not written twice.
    */
   async ensureRecorded(task: AgentTask): Promise<void> {
     const phase = task.status?.phase;
@@ -42,29 +48,27 @@ export class AuditTrail {
     // Events expire (kube-apiserver --event-ttl, 1 h by default): an older transition cannot be
     // checked, and was audited by the process that made it.
     const times = (task.status?.conditions ?? []).map((c) => Date.parse(c.lastTransitionTime)).filter(Number.isFinite);
-    if (times.length === 0 || Date.now() - Math.max(...times) > RECHECK_WINDOW_MS) {
+    if (times.length === 0 || this.clock.now() - Math.max(...times) > RECHECK_WINDOW_MS) {
+      this.recorded.add(`${task.metadata.uid}/${phase}`);
+      return;
+    }
+    const owner = await this.writer.auditEventOwner(task, auditEventName(task, phase, this.key));
+    if (owner === 'ours') {
       this.recorded.add(`${task.metadata.uid}/${phase}`);
       return;
     }
     await this.record({ task, from: undefined, status: task.status ?? {} });
   }
 
+  /**
+   * The audit line first, then the Event: a crash in between repeats the line on restart rather
+   * than losing it, and the line is written whatever happens to the Event.
+   */
   async record({ task, from, status, latencyMs }: Transition): Promise<void> {
     const phase = status.phase ?? 'Pending';
     const key = `${task.metadata.uid}/${phase}`;
     if (this.recorded.has(key)) return;
-    const warning = phase === 'Denied' || phase === 'Failed' || phase === 'Revoked';
-    let created: boolean;
-    try {
-      created = await this.writer.recordEvent(task, warning ? 'Warning' : 'Normal', status.reason ?? phase, status.message ?? phase, auditEventName(task, phase));
-    } catch (err) {
-      // The transition itself stands (its status is written). Failing the reconcile makes it
-      // retry, and a reconcile first records the task's current phase (ensureRecorded) before it
-      // can move the task on, so no transition goes unrecorded.
-      throw new Error(`recording the ${phase} transition of ${task.metadata.namespace}/${task.metadata.name}`, { cause: err });
-    }
-    this.recorded.add(key);
-    if (!created) return; // recorded before a crash or by another replica
+    const auditId = auditEventName(task, phase, this.key);
     this.logger.info(
       {
         audit: true,
@@ -85,10 +89,24 @@ export class AuditTrail {
         grant: status.grant,
         revokedAt: status.revokedAt,
         ...(latencyMs !== undefined ? { revocationLatencyMs: latencyMs } : {}),
-        auditId: auditEventName(task, phase),
+        auditId,
       },
       'audit',
     );
+    const warning = phase === 'Denied' || phase === 'Failed' || phase === 'Revoked';
+    let created: boolean;
+    try {
+      created = await this.writer.recordEvent(task, warning ? 'Warning' : 'Normal', status.reason ?? phase, status.message ?? phase, auditId);
+    } catch (err) {
+      // The transition itself stands (its status is written). Failing the reconcile makes it
+      // retry, and a reconcile first records the task's current phase (ensureRecorded) before it
+      // can move the task on, so no transition goes without its Event.
+      throw new Error(`recording the ${phase} transition of ${task.metadata.namespace}/${task.metadata.name}`, { cause: err });
+    }
+    if (!created && (await this.writer.auditEventOwner(task, auditId)) !== 'ours') {
+      this.logger.warn({ auditId, task: { namespace: task.metadata.namespace, name: task.metadata.name, uid: task.metadata.uid } }, 'an Event under the audit name is not taskgrant\'s; the audit line is the record');
+    }
+    this.recorded.add(key);
   }
 
   /** Forget a task that is gone (bounded memory under churn). */

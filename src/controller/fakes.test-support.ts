@@ -113,12 +113,18 @@ export class FakeCluster implements ClusterView, ClusterWriter {
     }
     return this.put({ ...current, metadata: { ...current.metadata, finalizers } });
   }
-  readonly eventNames = new Set<string>();
-  async recordEvent(_task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string, name: string) {
+  /** Event name -> the uid of the task it is about and whether taskgrant wrote it. */
+  readonly eventNames = new Map<string, { uid: string; ours: boolean }>();
+  async recordEvent(task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string, name: string) {
     if (this.eventNames.has(name)) return false;
-    this.eventNames.add(name);
+    this.eventNames.set(name, { uid: task.metadata.uid ?? '', ours: true });
     this.events.push({ type, reason, message });
     return true;
+  }
+  async auditEventOwner(task: AgentTask, name: string) {
+    const event = this.eventNames.get(name);
+    if (!event) return 'missing' as const;
+    return event.ours && event.uid === task.metadata.uid ? ('ours' as const) : ('foreign' as const);
   }
 }
 

@@ -41,6 +41,8 @@ export interface ClusterWriter {
   setTaskFinalizers(task: AgentTask, finalizers: string[]): Promise<AgentTask>;
   /** Creates the Event named `name`; resolves false when it already exists. */
   recordEvent(task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string, name: string): Promise<boolean>;
+  /** Whether the Event `name` exists, and whether taskgrant wrote it about this very task. */
+  auditEventOwner(task: AgentTask, name: string): Promise<'missing' | 'ours' | 'foreign'>;
 }
 
 /** Durable record of grants per agent (re-issuance limits must survive restarts and deletions). */

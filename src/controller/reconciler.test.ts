@@ -36,7 +36,7 @@ function setupWith(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'>
     ledger,
     policy,
     approvers,
-    audit: new AuditTrail(logger, cluster),
+    audit: new AuditTrail(logger, cluster, Buffer.alloc(32, 7), clock),
     clock,
     logger,
     metrics,

@@ -116,6 +116,9 @@ describe("the operator's own RBAC", () => {
     ['write a ledger ConfigMap in its namespace', { resource: 'configmaps', verb: 'update', namespace: '<release>' }],
     ['read its TLS Secret', { resource: 'secrets', verb: 'get', name: 'taskgrant-webhook-tls', namespace: '<release>' }],
     ['update its signing keys', { resource: 'secrets', verb: 'update', name: 'taskgrant-signing-keys', namespace: '<release>' }],
+    ['read its audit key', { resource: 'secrets', verb: 'get', name: 'taskgrant-audit-key', namespace: '<release>' }],
+    ['read an Event (its own audit record)', { resource: 'events', verb: 'get', namespace: 'team-a' }],
+    ['watch labelled namespaces (sensitivity floors)', { resource: 'namespaces', verb: 'watch' }],
     ['renew its Lease', { group: 'coordination.k8s.io', resource: 'leases', verb: 'update', name: LEASE, namespace: '<release>' }],
     ['read pod logs (the ceiling)', { resource: 'pods', subresource: 'log', verb: 'get', namespace: 'team-a' }],
   ];
@@ -173,7 +176,7 @@ describe("the operator guard: the operator's writes in its namespace, by name", 
       metadata: { name, namespace: releaseNs, annotations: { 'kubernetes.io/service-account.name': FULLNAME } },
     });
     const message = await eventually(() => refusal(() => operatorApi().create(`/api/v1/namespaces/${releaseNs}/secrets`, secret('persist'))), 'the operator guard to refuse');
-    expect(message).toMatch(/taskgrant writes only the Secrets taskgrant-webhook-tls and taskgrant-signing-keys, not persist/);
+    expect(message).toMatch(/taskgrant writes only the Secrets taskgrant-webhook-tls, taskgrant-signing-keys and taskgrant-audit-key, not persist/);
     expect(await refusal(() => operatorApi().create(`/api/v1/namespaces/${releaseNs}/secrets`, secret('taskgrant-signing-keys')))).toMatch(/only Opaque Secrets/);
   });
 
