@@ -10,7 +10,7 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { PolicyEngine, readPolicyDir } from '../src/policy/index.js';
 import { buildRequests, type DecisionInput } from '../src/policy/request.js';
 import { createApp } from '../src/webhook/index.js';
-import { RecentAdmissions, mutateTaskPod } from '../src/webhook/pods.js';
+import { mutateTaskPod } from '../src/webhook/pods.js';
 import { allowed, parseAdmissionReview } from '../src/webhook/admission.js';
 import { silentLogger } from '../src/telemetry/logger.js';
 import { Metrics } from '../src/telemetry/metrics.js';
@@ -109,7 +109,8 @@ async function benchAdmissionHandler(): Promise<void> {
     logger: silentLogger(),
     metrics: new Metrics(),
     tasks: { get: (ns, name) => (ns === 'team-a' && name === 'bench-task' ? task : undefined) },
-    pods: { countBound: () => 0 },
+    // The slot claim is a ledger round trip in the operator; here every pod finds a free slot.
+    slots: { claim: async () => ({ type: 'claimed' as const }) },
     serviceAccounts: { isManaged: () => false, taskOf: () => undefined },
     accessReviewer: { canApprove: async () => false },
   });
@@ -155,23 +156,22 @@ async function benchAdmissionHandler(): Promise<void> {
   // the response — everything the API server waits on except the connection.
   const deps = {
     tasks: { get: (ns: string, name: string) => (ns === 'team-a' && name === 'bench-task' ? task : undefined) },
-    pods: { countBound: () => 0 },
+    slots: { claim: async () => ({ type: 'claimed' as const }) },
     serviceAccounts: { isManaged: () => false, taskOf: () => undefined },
     now: () => new Date(),
-    recent: new RecentAdmissions(15_000),
   };
-  const handle = (i: number) => {
+  const handle = async (i: number) => {
     const parsed = parseAdmissionReview(JSON.parse(review(i)));
     if (!parsed.ok) throw new Error(parsed.error);
-    const verdict = mutateTaskPod(parsed.value, deps);
+    const verdict = await mutateTaskPod(parsed.value, deps);
     if (verdict.type !== 'allow') throw new Error(`refused: ${verdict.message}`);
     return JSON.stringify(allowed(parsed.value.uid, verdict.patch));
   };
-  for (let i = 0; i < 500; i += 1) handle(i);
+  for (let i = 0; i < 500; i += 1) await handle(i);
   const direct: number[] = [];
   for (let i = 0; i < 5000; i += 1) {
     const t = performance.now();
-    handle(i);
+    await handle(i);
     direct.push(performance.now() - t);
   }
   results.admission = {

@@ -15,12 +15,13 @@ import { ensureNamespace, installCrds, installGuards } from './kube/manifests.js
 import { Reviews } from './kube/reviews.js';
 import { SecretTlsStore } from './kube/tls-store.js';
 import { CaBundleInjector, installWebhookConfigurations } from './kube/webhook-config.js';
-import { ANNOTATION_POD_TASK_UID, LABEL_TASK } from './api/index.js';
+import { ANNOTATION_POD_SLOT, ANNOTATION_POD_TASK_UID, LABEL_TASK } from './api/index.js';
 import { WEBHOOK_ROUTES, createApp, serveHttps, type HttpsHandle, type WebhookDeps } from './webhook/index.js';
 import { FileCerts, SelfManagedCerts, type CertSource } from './webhook/tls.js';
 import { KeyManager, defaultIssuer } from './webhook/receipts/index.js';
 import { SecretSigningKeyStore } from './kube/signing-keys.js';
 import { loadAuditKey } from './kube/audit-key.js';
+import { LedgerPodSlots } from './kube/pod-slots.js';
 import { LeaderElector } from './kube/leader.js';
 import { TaskOfServiceAccount, TaskPods } from './kube/receipt-lookups.js';
 import { startHealthServer, type RunningServer } from './telemetry/health.js';
@@ -132,7 +133,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
   const keys = new KeyManager({ store: new SecretSigningKeyStore(cluster.api, config.namespace), logger });
   await retrying('loading the receipt signing keys', () => keys.start(), logger);
   const deps: WebhookDeps = {
-    ...webhookDeps(cluster, reviews, logger, metrics),
+    ...webhookDeps(cluster, reviews, config.namespace, logger, metrics),
     receipts: {
       issuer: defaultIssuer(config.webhookService, config.namespace),
       keys,
@@ -219,17 +220,17 @@ function serviceNames(service: string, namespace: string): string[] {
 }
 
 /** The webhook's view of the cluster: informer caches and reviews, never the controller. */
-function webhookDeps(cluster: KubeCluster, reviews: Reviews, logger: Logger, metrics: Metrics): WebhookDeps {
+function webhookDeps(cluster: KubeCluster, reviews: Reviews, namespace: string, logger: Logger, metrics: Metrics): WebhookDeps {
   return {
     logger,
     metrics,
     tasks: { get: (namespace, name) => cluster.task(namespace, name) },
-    pods: {
-      countBound: (namespace, taskName, taskUid) =>
-        cluster
-          .podsOfTask(namespace, taskName)
-          .filter((p) => p.metadata.annotations?.[ANNOTATION_POD_TASK_UID] === taskUid && !p.metadata.deletionTimestamp && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed').length,
-    },
+    slots: new LedgerPodSlots(cluster.api, namespace, (ns, taskName, taskUid) =>
+      cluster
+        .podsOfTask(ns, taskName)
+        .filter((p) => p.metadata.annotations?.[ANNOTATION_POD_TASK_UID] === taskUid && !p.metadata.deletionTimestamp && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed')
+        .map((p) => p.metadata.annotations?.[ANNOTATION_POD_SLOT] ?? p.metadata.name),
+    ),
     serviceAccounts: {
       isManaged: (namespace, name) => cluster.managedServiceAccount(namespace, name) !== undefined,
       taskOf: (namespace, name) => cluster.managedServiceAccount(namespace, name)?.metadata.labels?.[LABEL_TASK],

@@ -14,6 +14,8 @@ export const LABEL_TASK_UID = 'taskgrant.io/task-uid';
 export const LABEL_POLICY = 'taskgrant.io/policy';
 export const ANNOTATION_REVOKE = 'taskgrant.io/revoke';
 export const ANNOTATION_POD_TASK_UID = 'taskgrant.io/task-uid';
+/** The maxPods claim a task pod holds (its name, or its admission's uid for a generateName pod). */
+export const ANNOTATION_POD_SLOT = 'taskgrant.io/slot';
 export const FINALIZER = 'taskgrant.io/revoke-grant';
 
 export const TOKEN_MOUNT_PATH = '/var/run/secrets/taskgrant.io/';

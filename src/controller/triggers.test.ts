@@ -31,6 +31,14 @@ describe('firedTrigger', () => {
     const uid = task.metadata.uid!;
     expect(firedTrigger({ task, pods: [pod('a', uid, 'Succeeded'), pod('b', uid, 'Failed')], now })?.reason).toBe('PodFailed');
   });
+  it('revokes when more pods carry the grant than maxPods allows (audit finding 5)', () => {
+    const task = live({ pods: ['a'] });
+    const uid = task.metadata.uid!;
+    expect(firedTrigger({ task, pods: [pod('a', uid, 'Running'), pod('b', uid, 'Running')], now })).toMatchObject({ reason: 'MaxPodsExceeded', phase: 'Revoked', message: expect.stringMatching(/2 pods carry the grant .* \(a, b\), more than its maxPods 1/) });
+    // Finished or terminating pods hold no slot.
+    expect(firedTrigger({ task, pods: [pod('a', uid, 'Running'), pod('b', uid, 'Succeeded')], now })).toBeUndefined();
+    expect(firedTrigger({ task: { ...task, spec: { ...task.spec, maxPods: 2 } }, pods: [pod('a', uid, 'Running'), pod('b', uid, 'Running')], now })).toBeUndefined();
+  });
   it('completes only when every bound pod succeeded', () => {
     const task = live({ pods: ['a', 'b'] });
     const uid = task.metadata.uid!;

@@ -3,7 +3,19 @@
 import { ANNOTATION_POD_TASK_UID, ANNOTATION_REVOKE, isLive, type AgentTask } from '../api/index.js';
 import type { PodObject } from '../kube/objects.js';
 
-export type RevocationReason = 'Manual' | 'ParentRevoked' | 'PodFailed' | 'PodDeleted' | 'PodSucceeded' | 'TTLExpired' | 'PolicyChanged' | 'TaskDeleted' | 'NamespaceDeleted' | 'CeilingExceeded' | 'GrantUnverified';
+export type RevocationReason =
+  | 'Manual'
+  | 'ParentRevoked'
+  | 'PodFailed'
+  | 'PodDeleted'
+  | 'PodSucceeded'
+  | 'MaxPodsExceeded'
+  | 'TTLExpired'
+  | 'PolicyChanged'
+  | 'TaskDeleted'
+  | 'NamespaceDeleted'
+  | 'CeilingExceeded'
+  | 'GrantUnverified';
 
 export interface Trigger {
   reason: RevocationReason;
@@ -43,6 +55,13 @@ export function firedTrigger({ task, pods, parent, now }: TriggerInput): Trigger
   const bound = boundPods(task, pods);
   const failed = bound.find((p) => p.status?.phase === 'Failed');
   if (failed) return { reason: 'PodFailed', phase: 'Revoked', message: `Pod ${failed.metadata.name} failed; the grant of ${name} is revoked.` };
+  // The webhook holds each pod's slot in the ledger; should more pods carry the grant anyway (a
+  // webhook bypassed by an admin, a slot annotation rewritten), the grant ends for all of them.
+  const maxPods = task.spec.maxPods ?? 1;
+  const running = bound.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+  if (running.length > maxPods) {
+    return { reason: 'MaxPodsExceeded', phase: 'Revoked', message: `${running.length} pods carry the grant of ${name} (${running.map((p) => p.metadata.name).sort().join(', ')}), more than its maxPods ${maxPods}; the grant is revoked.` };
+  }
   const recorded = task.status?.grant?.pods ?? [];
   const present = new Set(bound.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name));
   const gone = recorded.find((p) => !present.has(p));

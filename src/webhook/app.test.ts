@@ -22,7 +22,7 @@ let base: string;
 async function start(overrides: Partial<WebhookDeps> = {}): Promise<void> {
   await stop();
   const logger = createLogger('debug', { write: (line: string) => void logLines.push(line) });
-  const app = createApp({ tasks: cluster, pods: cluster, serviceAccounts: cluster, accessReviewer: cluster, metrics, logger, now: () => NOW, ...overrides });
+  const app = createApp({ tasks: cluster, slots: cluster, serviceAccounts: cluster, accessReviewer: cluster, metrics, logger, now: () => NOW, ...overrides });
   server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -110,7 +110,8 @@ describe('POST /mutate/pods', () => {
       { name: 'POD_IP', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'status.podIP' } } },
     ]);
     expect(pod.spec.containers[1]!.env).toEqual([{ name: TOKEN_FILE_ENV, value: '/var/run/secrets/taskgrant.io/token' }]);
-    expect(pod.metadata?.annotations).toEqual({ 'example.com/owner~team': 'sre', [ANNOTATION_POD_TASK_UID]: TASK_UID });
+    // The task uid, and the maxPods claim it holds (named after the pod).
+    expect(pod.metadata?.annotations).toEqual({ 'example.com/owner~team': 'sre', [ANNOTATION_POD_TASK_UID]: TASK_UID, 'taskgrant.io/slot': 'summarize-errors-agent' });
     // Untouched fields ride along.
     expect(pod.spec.tolerations).toEqual(r.request.object.spec && (r.request.object.spec as Record<string, Json>).tolerations);
     expect(decodePatch(response.patch).map((op) => op.path)).toContain('/metadata/annotations/taskgrant.io~1task-uid');
@@ -215,12 +216,25 @@ describe('POST /mutate/pods', () => {
     expectDenied(await admit('/mutate/pods', review('pod-create-replicaset')), 'task team-a/summarize-errors already has 1 pod (maxPods 1)');
   });
 
-  it('forgets a recent admission after the window', async () => {
+  it('frees a claim whose pod never appeared after the grace window', async () => {
     let now = NOW;
-    await start({ now: () => now, recentAdmissionWindowMs: 1_000 });
+    await start({ now: () => now });
+    cluster.claimGraceMs = 1_000;
     expect((await admit('/mutate/pods', review('pod-create'))).allowed).toBe(true);
     now = new Date(NOW.getTime() + 1_001);
     expect((await admit('/mutate/pods', review('pod-create-replicaset'))).allowed).toBe(true);
+  });
+
+  it('holds a generateName pod\'s slot under its admission uid and stamps it on the pod', async () => {
+    const r = review('pod-create-replicaset');
+    const pod = patched<Pod>(r, await admit('/mutate/pods', r));
+    expect(pod.metadata?.annotations?.['taskgrant.io/slot']).toBe(r.request.uid);
+    expect(cluster.claims.get(TASK_UID)?.map((c) => c.id)).toEqual([r.request.uid]);
+  });
+
+  it('refuses, naming why, when no slot can be held', async () => {
+    cluster.claim = async () => ({ type: 'refused', message: "the grant is not recorded in its agent's ledger" });
+    expectDenied(await admit('/mutate/pods', review('pod-create')), /no pod slot of task team-a\/summarize-errors could be held: the grant is not recorded/);
   });
 
   it('does not hold a slot for a dry run', async () => {

@@ -18,7 +18,7 @@ import {
   type ValidationVerdict,
 } from './admission.js';
 import type { WebhookDeps } from './deps.js';
-import { RecentAdmissions, guardPod, mutateTaskPod, type PodDeps } from './pods.js';
+import { guardPod, mutateTaskPod, type PodDeps } from './pods.js';
 import { createReceiptsRouter } from './receipts/router.js';
 import { mutateAgentTask, mutateTaskApproval, validateTaskApproval } from './stamp.js';
 
@@ -46,7 +46,7 @@ export interface WebhookRoute {
 }
 
 export const WEBHOOK_ROUTES: readonly WebhookRoute[] = [
-  // NoneOnDryRun: an admitted pod holds a maxPods slot briefly (RecentAdmissions), dry runs do not.
+  // NoneOnDryRun: an admitted pod holds a maxPods slot (a claim in the task's ledger entry), dry runs do not.
   { handler: 'mutate-pods', path: '/mutate/pods', type: 'mutating', apiGroup: '', resource: 'pods', operations: ['CREATE'], sideEffects: 'NoneOnDryRun', objectSelectorLabelExists: LABEL_TASK },
   { handler: 'mutate-agenttasks', path: '/mutate/agenttasks', type: 'mutating', apiGroup: GROUP, resource: AGENT_TASK_PLURAL, operations: ['CREATE'], sideEffects: 'None' },
   { handler: 'mutate-taskapprovals', path: '/mutate/taskapprovals', type: 'mutating', apiGroup: GROUP, resource: TASK_APPROVAL_PLURAL, operations: ['CREATE'], sideEffects: 'None' },
@@ -63,7 +63,6 @@ export const WEBHOOK_ROUTES: readonly WebhookRoute[] = [
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 export const DEFAULT_HANDLER_TIMEOUT_MS = 5_000;
-export const DEFAULT_RECENT_ADMISSION_WINDOW_MS = 15_000;
 
 type Verdict = MutationVerdict | ValidationVerdict;
 type Run = (request: AdmissionRequest) => Verdict | Promise<Verdict>;
@@ -89,10 +88,9 @@ export function createApp(deps: WebhookDeps): express.Application {
   const bodyLimit = deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const podDeps: PodDeps = {
     tasks: deps.tasks,
-    pods: deps.pods,
+    slots: deps.slots,
     serviceAccounts: deps.serviceAccounts,
     now: deps.now ?? (() => new Date()),
-    recent: new RecentAdmissions(deps.recentAdmissionWindowMs ?? DEFAULT_RECENT_ADMISSION_WINDOW_MS),
   };
   const runs: Record<HandlerName, Run> = {
     'mutate-pods': (r) => mutateTaskPod(r, podDeps),

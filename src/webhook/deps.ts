@@ -12,12 +12,30 @@ export interface TaskLookup {
   get(namespace: string, name: string): AgentTask | undefined;
 }
 
-export interface BoundPodLookup {
+export interface SlotClaim {
+  namespace: string;
+  taskName: string;
+  taskUid: string;
+  agent: string;
+  maxPods: number;
+  /** Unknown at mutating admission for a generateName pod. */
+  podName: string | undefined;
+  /** The AdmissionReview's uid: names the claim until the pod's name is known. */
+  admission: string;
+  now: number;
+}
+
+export type SlotVerdict = { type: 'claimed' } | { type: 'full'; held: number } | { type: 'refused'; message: string };
+
+export interface PodSlots {
   /**
-   * Pods in `namespace` carrying annotation `taskgrant.io/task-uid: <taskUid>` that have not
-   * terminated (phase not Succeeded/Failed, no deletionTimestamp), from the pod informer cache.
+   * Holds one of the task's maxPods slots for this pod, in a record every replica writes with a
+   * resourceVersion precondition — the API server serialises the claims, so two replicas cannot
+   * both hand out the last slot. Counted: pods that carry the grant and have not terminated, and
+   * claims made moments ago whose pods the caches may not show yet. A retry of the same pod
+   * name is not a second pod.
    */
-  countBound(namespace: string, taskName: string, taskUid: string): number;
+  claim(claim: SlotClaim): Promise<SlotVerdict>;
 }
 
 export interface ServiceAccountLookup {
@@ -38,7 +56,7 @@ export interface AccessReviewer {
 
 export interface WebhookDeps {
   tasks: TaskLookup;
-  pods: BoundPodLookup;
+  slots: PodSlots;
   serviceAccounts: ServiceAccountLookup;
   accessReviewer: AccessReviewer;
   metrics: Metrics;
@@ -52,12 +70,6 @@ export interface WebhookDeps {
   handlerTimeoutMs?: number;
   /** Largest accepted AdmissionReview body (default 1 MiB; a Pod is at most ~1.5 MiB in etcd, real ones are far smaller). */
   bodyLimitBytes?: number;
-  /**
-   * How long an admitted task pod counts against maxPods before the pod informer can be
-   * expected to have seen it (default 30 s). Closes the race where two pods are admitted
-   * back to back while the cache still counts zero.
-   */
-  recentAdmissionWindowMs?: number;
   /**
    * Serves the task receipt endpoints (/v1/token, /v1/verify, /.well-known/*) on the same port
    * when set; they share `tasks`, `metrics`, `logger` and `now` with the admission handlers.

@@ -2,6 +2,7 @@
 // (the identity guard) keeps every other pod away from that identity.
 import { posix } from 'node:path';
 import {
+  ANNOTATION_POD_SLOT,
   ANNOTATION_POD_TASK_UID,
   DEFAULT_TOKEN_EXPIRATION_SECONDS,
   LABEL_TASK,
@@ -17,7 +18,7 @@ import {
 } from '../api/index.js';
 import { isTaskServiceAccountName } from '../api/naming.js';
 import { allow, allowPatch, deny, type AdmissionRequest, type MutationVerdict, type ValidationVerdict } from './admission.js';
-import type { BoundPodLookup, ServiceAccountLookup, TaskLookup } from './deps.js';
+import type { PodSlots, ServiceAccountLookup, TaskLookup } from './deps.js';
 import { add, editArray, setMapEntry, type ItemEdit, type Patch } from './jsonpatch.js';
 
 // Only the fields taskgrant reads or rewrites; everything else rides along untouched in the index signatures.
@@ -143,17 +144,22 @@ function isUnderTokenDir(mountPath: string): boolean {
  * The patch that turns `pod` into a task pod. Applying it to its own output yields the same
  * pod again, so a reinvoked webhook (reinvocationPolicy: IfNeeded) converges.
  */
-export function mutatePod(pod: Pod, grant: TokenGrant): Patch {
+/** `slot`: the id of the maxPods claim the pod holds, stamped so the count can match the two. */
+export function mutatePod(pod: Pod, grant: TokenGrant, slot?: string): Patch {
   const spec = pod.spec;
+  const stamps: Record<string, string> = { [ANNOTATION_POD_TASK_UID]: grant.taskUid, ...(slot !== undefined ? { [ANNOTATION_POD_SLOT]: slot } : {}) };
+  const annotations = pod.metadata?.annotations;
   const volumes = spec.volumes ?? [];
   const tokenVolume = { name: TOKEN_VOLUME, projected: { sources: tokenSources(grant) } };
   const tokenMount = { name: TOKEN_VOLUME, mountPath: TOKEN_MOUNT_PATH, readOnly: true };
   const tokenEnv = { name: TOKEN_FILE_ENV, value: `${TOKEN_MOUNT_PATH}${TOKEN_FILE}` };
 
   const patch: Patch = [
-    pod.metadata === undefined
-      ? add(['metadata'], { annotations: { [ANNOTATION_POD_TASK_UID]: grant.taskUid } })
-      : setMapEntry(['metadata', 'annotations'], pod.metadata.annotations, ANNOTATION_POD_TASK_UID, grant.taskUid),
+    ...(pod.metadata === undefined
+      ? [add(['metadata'], { annotations: stamps })]
+      : annotations === undefined
+        ? [add(['metadata', 'annotations'], stamps)]
+        : Object.entries(stamps).map(([key, value]) => setMapEntry(['metadata', 'annotations'], annotations, key, value))),
     add(['spec', 'serviceAccountName'], grant.serviceAccount),
     ...(spec.serviceAccount !== undefined ? [add(['spec', 'serviceAccount'], grant.serviceAccount)] : []),
     add(['spec', 'automountServiceAccountToken'], false),
@@ -194,41 +200,11 @@ export function mutatePod(pod: Pod, grant: TokenGrant): Patch {
   return patch;
 }
 
-/**
- * Pods admitted but perhaps not yet in the pod informer's cache, per task uid. Without it two
- * pods created back to back would both see a count of zero and both get a maxPods: 1 grant.
- */
-export class RecentAdmissions {
-  private readonly byTask = new Map<string, { at: number; pod: string | undefined }[]>();
-
-  constructor(private readonly windowMs: number) {}
-
-  /** Recent admissions for the task, not counting an earlier attempt at the same pod name (a retry). */
-  count(taskUid: string, now: number, podName: string | undefined): number {
-    this.prune(now);
-    return (this.byTask.get(taskUid) ?? []).filter((e) => podName === undefined || e.pod !== podName).length;
-  }
-
-  record(taskUid: string, now: number, podName: string | undefined): void {
-    const kept = (this.byTask.get(taskUid) ?? []).filter((e) => podName === undefined || e.pod !== podName);
-    this.byTask.set(taskUid, [...kept, { at: now, pod: podName }]);
-  }
-
-  private prune(now: number): void {
-    for (const [uid, entries] of this.byTask) {
-      const live = entries.filter((e) => now - e.at < this.windowMs);
-      if (live.length === 0) this.byTask.delete(uid);
-      else if (live.length !== entries.length) this.byTask.set(uid, live);
-    }
-  }
-}
-
 export interface PodDeps {
   tasks: TaskLookup;
-  pods: BoundPodLookup;
+  slots: PodSlots;
   serviceAccounts: ServiceAccountLookup;
   now: () => Date;
-  recent: RecentAdmissions;
 }
 
 type TaskCheck = { type: 'ok'; task: AgentTask; grant: TokenGrant } | { type: 'refused'; message: string };
@@ -281,7 +257,7 @@ function refuseSuppliedTokens(spec: PodSpec, who: string): string | undefined {
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** `/mutate/pods` (CREATE): admit a labelled pod only onto a live grant, and give it the grant's identity. */
-export function mutateTaskPod(request: AdmissionRequest, deps: PodDeps): MutationVerdict {
+export async function mutateTaskPod(request: AdmissionRequest, deps: PodDeps): Promise<MutationVerdict> {
   // pods/binding and pods/eviction are CREATEs of other kinds on subresources: not pod creations.
   if (request.operation !== 'CREATE' || request.subResource) return allowPatch([]);
   const parsed = parsePod(request.object);
@@ -320,11 +296,23 @@ export function mutateTaskPod(request: AdmissionRequest, deps: PodDeps): Mutatio
   // The API server would refuse it only after admission, by when it would hold a maxPods slot.
   if (!podName && !pod.metadata?.generateName) return deny('pod needs metadata.name or metadata.generateName');
   const maxPods = task.spec.maxPods ?? 1;
-  const bound = Math.max(deps.pods.countBound(namespace, taskName, grant.taskUid), deps.recent.count(grant.taskUid, now.getTime(), podName));
-  if (bound >= maxPods) return deny(`task ${where} already has ${plural(bound, 'pod')} (maxPods ${maxPods})`);
-  // A dry run creates nothing, so it must not hold a slot.
-  if (!request.dryRun) deps.recent.record(grant.taskUid, now.getTime(), podName);
-  return allowPatch(mutatePod(pod, grant));
+  // A dry run creates nothing, so it must not hold a slot (nor is it told one is free).
+  if (!request.dryRun) {
+    const slot = await deps.slots.claim({ namespace, taskName, taskUid: grant.taskUid, agent: task.spec.agent, maxPods, podName, admission: request.uid, now: now.getTime() });
+    switch (slot.type) {
+      case 'claimed':
+        break;
+      case 'full':
+        return deny(`task ${where} already has ${plural(slot.held, 'pod')} (maxPods ${maxPods})`);
+      case 'refused':
+        return deny(`no pod slot of task ${where} could be held: ${slot.message}`);
+      default: {
+        const never: never = slot;
+        return deny(`unexpected slot verdict ${JSON.stringify(never)}`);
+      }
+    }
+  }
+  return allowPatch(mutatePod(pod, grant, request.dryRun ? undefined : (podName ?? request.uid)));
 }
 
 function serviceAccountOf(spec: PodSpec): string {

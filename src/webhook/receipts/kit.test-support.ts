@@ -156,7 +156,7 @@ export async function serve(cluster: ReceiptCluster, reviewer: TokenReviewer, ke
   const admission = new FakeCluster();
   const app = createApp({
     tasks: cluster.taskLookup,
-    pods: admission,
+    slots: admission,
     serviceAccounts: admission,
     accessReviewer: admission,
     metrics,

@@ -375,7 +375,7 @@ describe('POST /v1/verify', () => {
 describe('createApp without receipts', () => {
   it('serves none of the receipt endpoints', async () => {
     const admission = new FakeCluster();
-    const app = createApp({ tasks: admission, pods: admission, serviceAccounts: admission, accessReviewer: admission, metrics: new Metrics(), logger: silentLogger() });
+    const app = createApp({ tasks: admission, slots: admission, serviceAccounts: admission, accessReviewer: admission, metrics: new Metrics(), logger: silentLogger() });
     const server = await new Promise<Server>((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
