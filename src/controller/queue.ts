@@ -9,7 +9,10 @@ export interface QueueOptions {
   maxDelayMs?: number;
   onDepth?: (depth: number) => void;
   onError?: (key: string, err: unknown, retryInMs: number) => void;
-  /** A processing run that has not settled by then counts as failed (and is retried). */
+  /**
+   * A run that has not settled by then counts as failed: reported through onError at once, and
+   * retried once it settles. The key stays running until then, so no second run overlaps it.
+   */
   deadlineMs?: number;
 }
 
@@ -111,27 +114,36 @@ export class WorkQueue {
     }
   }
 
+  /** One more failure of `key`: the backoff before its retry. */
+  private backoff(key: string): number {
+    const attempts = (this.failures.get(key) ?? 0) + 1;
+    this.failures.set(key, attempts);
+    const base = this.options.baseDelayMs ?? 100;
+    const max = this.options.maxDelayMs ?? 30_000;
+    return Math.min(max, base * 2 ** (attempts - 1)) * (0.8 + Math.random() * 0.4);
+  }
+
   private async runOne(key: string): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
+    // A run cannot be cancelled (it may be half-way through its writes), so an overdue run is only
+    // reported; releasing its key would let a second worker reconcile the same task alongside it.
+    const deadlineMs = this.options.deadlineMs ?? 120_000;
+    let overdueRetryMs: number | undefined;
+    const deadline = setTimeout(() => {
+      overdueRetryMs = this.backoff(key);
+      this.options.onError?.(key, new Error(`processing ${key} took longer than ${deadlineMs} ms`), Math.round(overdueRetryMs));
+    }, deadlineMs);
+    let retryMs: number | undefined;
     try {
-      const deadlineMs = this.options.deadlineMs ?? 120_000;
-      await Promise.race([
-        this.process(key),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`processing ${key} took longer than ${deadlineMs} ms`)), deadlineMs);
-        }),
-      ]);
-      this.failures.delete(key);
+      await this.process(key);
+      retryMs = overdueRetryMs;
+      if (retryMs === undefined) this.failures.delete(key);
     } catch (err) {
-      const attempts = (this.failures.get(key) ?? 0) + 1;
-      this.failures.set(key, attempts);
-      const base = this.options.baseDelayMs ?? 100;
-      const max = this.options.maxDelayMs ?? 30_000;
-      const delay = Math.min(max, base * 2 ** (attempts - 1)) * (0.8 + Math.random() * 0.4);
-      this.options.onError?.(key, err, Math.round(delay));
-      if (!this.stopped) this.addAfter(key, delay);
+      // An overdue run was counted as failed at its deadline; its error is reported, not counted again.
+      retryMs = overdueRetryMs ?? this.backoff(key);
+      this.options.onError?.(key, err, Math.round(retryMs));
     } finally {
-      clearTimeout(timer);
+      clearTimeout(deadline);
+      if (retryMs !== undefined && !this.stopped) this.addAfter(key, retryMs);
       this.running.delete(key);
       this.active -= 1;
       if (this.dirty.delete(key) && !this.stopped) this.add(key);

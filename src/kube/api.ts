@@ -1,7 +1,7 @@
-// Typed JSON calls on top of rest(): one error type carrying the HTTP status, so callers can
+// Typed JSON calls over a Transport: one error type carrying the HTTP status, so callers can
 // tell "already gone" (404) or "lost a race" (409) from a real failure.
-import type { KubeConfig } from './client.js';
-import { rest, statusMessage } from './rest.js';
+import { transportOf, type Connection } from './rest.js';
+import { statusMessage, type Transport } from './transport.js';
 
 export class KubeError extends Error {
   constructor(
@@ -43,10 +43,15 @@ const patchContentType: Record<PatchType, string> = {
 };
 
 export class KubeApi {
-  constructor(readonly kc: KubeConfig) {}
+  readonly transport: Transport;
+
+  /** Over a Transport (tests pass a fake), or over https with a kubeconfig's credentials. */
+  constructor(connection: Connection) {
+    this.transport = transportOf(connection);
+  }
 
   private async call<T>(method: string, path: string, body?: unknown, contentType?: string): Promise<T> {
-    const res = await rest(this.kc, method, path, body, contentType);
+    const res = await this.transport.request(method, path, body, contentType);
     if (res.status < 200 || res.status >= 300) throw new KubeError(res.status, method, path, statusMessage(res.body), statusReason(res.body));
     return JSON.parse(res.body) as T;
   }

@@ -15,9 +15,11 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { KubeApi, isAlreadyExists, isStatus, paths } from './api.js';
 import type { KubeConfig } from './client.js';
-import { Informer, type InformerOptions, type KubeObject } from './informer.js';
+import { Informer, type InformerSettings, type KubeObject } from './informer.js';
 import { LABEL_LEDGER } from './ledger.js';
 import type { ConfigMapObject, ManagedKind, PodObject, RoleBindingObject, RoleObject, ServiceAccountObject } from './objects.js';
+import { transportOf } from './rest.js';
+import type { Transport } from './transport.js';
 
 type TaskObject = AgentTask & KubeObject;
 type ApprovalObject = TaskApproval & KubeObject;
@@ -26,15 +28,17 @@ const BY_TASK_UID = 'taskUid';
 const BY_TASK = 'task';
 const BY_NAME = 'name';
 
-export interface KubeClusterOptions {
-  kc: KubeConfig;
+interface ClusterSettings {
   logger: Logger;
   metrics: Metrics;
   /** The operator's namespace: its ledger ConfigMaps are cached too. */
   operatorNamespace: string;
   /** Informer tuning (tests shorten the resync and stall windows). */
-  informer?: Pick<InformerOptions, 'resyncMs' | 'stallMs' | 'watchTimeoutSeconds'>;
+  informer?: Pick<InformerSettings, 'resyncMs' | 'stallMs' | 'watchTimeoutSeconds' | 'writeHoldMs'>;
 }
+
+/** The cluster through a Transport (tests pass a fake), or over https with a kubeconfig. */
+export type KubeClusterOptions = ClusterSettings & ({ transport: Transport } | { kc: KubeConfig });
 
 export class KubeCluster {
   readonly api: KubeApi;
@@ -49,10 +53,11 @@ export class KubeCluster {
   private readonly instance = `${hostname()}-${process.pid}`;
 
   constructor(options: KubeClusterOptions) {
-    const { kc, logger, metrics } = options;
-    this.api = new KubeApi(kc);
+    const { logger, metrics } = options;
+    const transport = transportOf('transport' in options ? options.transport : options.kc);
+    this.api = new KubeApi(transport);
     this.logger = logger;
-    const base = { kc, logger, metrics, ...options.informer };
+    const base = { transport, logger, metrics, ...options.informer };
     const managed = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
     this.tasks = new Informer<TaskObject>({ ...base, path: paths.agentTasks(), resource: 'agenttasks' });
     this.approvals = new Informer<ApprovalObject>({ ...base, path: paths.taskApprovals(), resource: 'taskapprovals' });

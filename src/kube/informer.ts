@@ -2,10 +2,17 @@
 // (410 Gone) and miss deletions. It restarts with backoff, re-lists on 410 and on a schedule
 // (diffing the store so missed deletions still fire), and restarts a watch that has been
 // silent for longer than bookmarks allow.
+//
+// resourceVersions are opaque: only equality means anything (client-go never orders them). The
+// watch stream is in order, so its latest event for a key wins and a list replaces the store. The
+// one exception is a write-through (`upsert`): our write's own event is still on its way, and
+// anything the stream says about that key before it is older than our write; see `Hold`.
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { KubeConfig } from './client.js';
-import { rest, statusMessage, watch, type WatchHandle } from './rest.js';
+import { transportOf } from './rest.js';
+import { IndexedStore } from './store.js';
+import { statusMessage, WatchRefused, type Transport, type WatchHandle } from './transport.js';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -16,8 +23,7 @@ export interface KubeObject {
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (event: InformerEvent, object: T, old?: T) => void;
 
-export interface InformerOptions {
-  kc: KubeConfig;
+export interface InformerSettings {
   /** Collection path, e.g. `/api/v1/pods` or `/apis/taskgrant.io/v1alpha1/agenttasks`. */
   path: string;
   /** Bounded metric label, e.g. `agenttasks`. */
@@ -31,7 +37,16 @@ export interface InformerOptions {
   stallMs?: number;
   /** Server-side watch timeout; the watch then resumes from the last resourceVersion. */
   watchTimeoutSeconds?: number;
+  /**
+   * How long a write-through outranks the watch while the write's own event has not arrived;
+   * after that the stream's view is shown again (a write whose event the stream skipped, e.g.
+   * across a re-list, must not hide newer changes for ever).
+   */
+  writeHoldMs?: number;
 }
+
+/** Where the informer lists and watches: a Transport, or a kubeconfig reached over https. */
+export type InformerOptions = InformerSettings & ({ transport: Transport } | { kc: KubeConfig });
 
 /**
  * What a cache keeps of an object. managedFields (server-side apply bookkeeping) is often the
@@ -48,32 +63,38 @@ export function keyOf(object: KubeObject): string {
   return object.metadata.namespace ? `${object.metadata.namespace}/${object.metadata.name}` : object.metadata.name;
 }
 
-/** etcd resourceVersions are integers; anything else is treated as unordered (always newer). */
-function isOlder(candidate: KubeObject, current: KubeObject | undefined): boolean {
-  if (!current) return false;
-  const a = Number(candidate.metadata.resourceVersion);
-  const b = Number(current.metadata.resourceVersion);
-  return Number.isSafeInteger(a) && Number.isSafeInteger(b) && a < b;
-}
-
 class GoneError extends Error {}
 
-function addTo(index: Map<string, Set<string>>, value: string, key: string): void {
-  let keys = index.get(value);
-  if (!keys) index.set(value, (keys = new Set()));
-  keys.add(key);
+/**
+ * A write-through waiting for its own watch event. Until the event carrying `rv` arrives, every
+ * event for the key precedes our write in the stream, so it is only noted (`stream`), never shown.
+ */
+interface Hold<T> {
+  rv: string;
+  /** What the stream says of the key meanwhile; undefined: the key is absent there. */
+  stream: T | undefined;
+  /** Order among writes: a list that began after this write already shows it (or later). */
+  seq: number;
+  timer: NodeJS.Timeout;
 }
 
+/** How many of a key's latest resourceVersions the stream is remembered to have delivered. */
+const RECENT_VERSIONS = 4;
+
 export class Informer<T extends KubeObject> {
-  private readonly store = new Map<string, T>();
+  private readonly transport: Transport;
+  private readonly store = new IndexedStore<T>();
   private readonly handlers: InformerHandler<T>[] = [];
-  private readonly indexers = new Map<string, (object: T) => string[]>();
-  private readonly indexes = new Map<string, Map<string, Set<string>>>();
+  private readonly holds = new Map<string, Hold<T>>();
+  /** Per key, the resourceVersions the stream delivered last (a write-through of one is stale). */
+  private recent = new Map<string, string[]>();
+  private writes = 0;
   private resourceVersion = '';
   private lastListAt = 0;
   private lastEventAt = 0;
   private stopped = false;
   private abort?: WatchHandle;
+  private wake?: () => void;
   private watchGeneration = 0;
   private loop?: Promise<void>;
   private syncedResolve?: () => void;
@@ -81,6 +102,7 @@ export class Informer<T extends KubeObject> {
   private hasSynced = false;
 
   constructor(private readonly options: InformerOptions) {
+    this.transport = transportOf('transport' in options ? options.transport : options.kc);
     this.synced = new Promise((resolve) => (this.syncedResolve = resolve));
   }
 
@@ -94,45 +116,15 @@ export class Informer<T extends KubeObject> {
 
   /** Keeps objects findable by `indexer`'s values (e.g. the task uid label) without scanning. */
   addIndex(name: string, indexer: (object: T) => string[]): void {
-    this.indexers.set(name, indexer);
-    const index = new Map<string, Set<string>>();
-    this.indexes.set(name, index);
-    for (const [key, object] of this.store) for (const value of indexer(object)) addTo(index, value, key);
+    this.store.addIndex(name, indexer);
   }
 
   byIndex(name: string, value: string): T[] {
-    const keys = this.indexes.get(name)?.get(value);
-    if (!keys) return [];
-    return [...keys].map((k) => this.store.get(k)).filter((o): o is T => o !== undefined);
+    return this.store.byIndex(name, value);
   }
 
   indexValues(name: string): string[] {
-    return [...(this.indexes.get(name)?.keys() ?? [])];
-  }
-
-  private put(key: string, incoming: T): void {
-    const object = slim(incoming);
-    this.unindex(key);
-    this.store.set(key, object);
-    for (const [name, indexer] of this.indexers) for (const value of indexer(object)) addTo(this.indexes.get(name)!, value, key);
-  }
-
-  private remove(key: string): void {
-    this.unindex(key);
-    this.store.delete(key);
-  }
-
-  private unindex(key: string): void {
-    const old = this.store.get(key);
-    if (!old) return;
-    for (const [name, indexer] of this.indexers) {
-      const index = this.indexes.get(name)!;
-      for (const value of indexer(old)) {
-        const keys = index.get(value);
-        keys?.delete(key);
-        if (keys && keys.size === 0) index.delete(value);
-      }
-    }
+    return this.store.indexValues(name);
   }
 
   get(namespace: string | undefined, name: string): T | undefined {
@@ -140,7 +132,7 @@ export class Informer<T extends KubeObject> {
   }
 
   list(): T[] {
-    return [...this.store.values()];
+    return this.store.values();
   }
 
   get size(): number {
@@ -153,14 +145,25 @@ export class Informer<T extends KubeObject> {
    */
   upsert(object: T): void {
     const key = keyOf(object);
-    const old = this.store.get(key);
-    if (isOlder(object, old)) return;
-    this.put(key, object);
+    const rv = object.metadata.resourceVersion;
+    // The stream has brought this version already, and perhaps later ones: the cache is as new.
+    if (rv !== undefined && this.recent.get(key)?.includes(rv)) return;
+    const held = this.holds.get(key);
+    const streamView = held ? held.stream : this.store.get(key);
+    this.release(key);
+    this.store.put(key, slim(object));
+    if (rv === undefined) return;
+    const timer = setTimeout(() => this.expire(key), this.options.writeHoldMs ?? 30_000);
+    timer.unref();
+    this.holds.set(key, { rv, stream: streamView, seq: ++this.writes, timer });
   }
 
   /** Write-through of a deletion we performed. */
   forget(namespace: string | undefined, name: string): void {
-    this.remove(namespace ? `${namespace}/${name}` : name);
+    const key = namespace ? `${namespace}/${name}` : name;
+    this.release(key);
+    this.recent.delete(key);
+    this.store.remove(key);
   }
 
   /** Starts the list/watch loop; resolves after the first successful list. */
@@ -173,6 +176,8 @@ export class Informer<T extends KubeObject> {
     this.stopped = true;
     this.watchGeneration += 1;
     this.abort?.abort();
+    this.wake?.(); // a backoff wait must not hold up shutdown
+    for (const key of [...this.holds.keys()]) this.release(key);
     await this.loop;
   }
 
@@ -184,6 +189,42 @@ export class Informer<T extends KubeObject> {
         this.options.logger.error({ err, resource: this.options.resource }, 'informer handler failed');
       }
     }
+  }
+
+  private release(key: string): void {
+    const hold = this.holds.get(key);
+    if (!hold) return;
+    clearTimeout(hold.timer);
+    this.holds.delete(key);
+  }
+
+  /** The write's own event never came in time: show what the stream says instead. */
+  private expire(key: string): void {
+    const hold = this.holds.get(key);
+    if (!hold) return;
+    this.release(key);
+    this.show(key, hold.stream, false);
+  }
+
+  /** Makes `next` (undefined: absent) the cached state of `key`, telling the handlers what changed. */
+  private show(key: string, next: T | undefined, evenIfUnchanged: boolean): void {
+    const old = this.store.get(key);
+    if (!next) {
+      this.store.remove(key);
+      if (old) this.emit('delete', old);
+      return;
+    }
+    this.store.put(key, slim(next));
+    if (!old) this.emit('add', next);
+    else if (evenIfUnchanged || old.metadata.resourceVersion !== next.metadata.resourceVersion) this.emit('update', next, old);
+  }
+
+  private remember(key: string, rv: string | undefined): void {
+    if (rv === undefined) return;
+    const versions = this.recent.get(key) ?? [];
+    versions.push(rv);
+    if (versions.length > RECENT_VERSIONS) versions.shift();
+    this.recent.set(key, versions);
   }
 
   private async run(): Promise<void> {
@@ -207,13 +248,20 @@ export class Informer<T extends KubeObject> {
           continue;
         }
         this.options.logger.warn({ err, resource: this.options.resource, retryInMs: delay }, 'watch failed, restarting');
-        await new Promise((r) => setTimeout(r, delay));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
         delay = Math.min(delay * 2, 30_000);
       }
     }
   }
 
   private async relist(): Promise<void> {
+    const writesBefore = this.writes;
     const fresh = new Map<string, T>();
     let continueToken = '';
     let resourceVersion = '';
@@ -221,7 +269,7 @@ export class Informer<T extends KubeObject> {
       const query = new URLSearchParams({ limit: '500' });
       if (this.options.labelSelector) query.set('labelSelector', this.options.labelSelector);
       if (continueToken) query.set('continue', continueToken);
-      const res = await rest(this.options.kc, 'GET', `${this.options.path}?${query}`);
+      const res = await this.transport.request('GET', `${this.options.path}?${query}`);
       if (res.status === 410) throw new GoneError('list continue token expired');
       if (res.status !== 200) throw new Error(`listing ${this.options.resource}: ${res.status} ${statusMessage(res.body)}`);
       const page = JSON.parse(res.body) as { items: T[]; metadata: { resourceVersion: string; continue?: string } };
@@ -230,19 +278,18 @@ export class Informer<T extends KubeObject> {
       resourceVersion = page.metadata.resourceVersion;
     } while (continueToken);
 
-    for (const [key, old] of this.store) {
-      if (!fresh.has(key)) {
-        this.remove(key);
-        this.emit('delete', old);
+    // The list replaces the store, except where we wrote after it began: that write is newer.
+    const keys = new Set([...this.store.entries()].map(([key]) => key).concat([...fresh.keys()]));
+    for (const key of keys) {
+      const listed = fresh.get(key);
+      const hold = this.holds.get(key);
+      if (hold && hold.seq > writesBefore) hold.stream = listed;
+      else {
+        this.release(key);
+        this.show(key, listed, false);
       }
     }
-    for (const [key, object] of fresh) {
-      const old = this.store.get(key);
-      if (old && isOlder(object, old)) continue; // a write-through newer than this list
-      this.put(key, object);
-      if (!old) this.emit('add', object);
-      else if (old.metadata.resourceVersion !== object.metadata.resourceVersion) this.emit('update', object, old);
-    }
+    this.recent = new Map([...fresh].flatMap(([key, o]) => (o.metadata.resourceVersion === undefined ? [] : [[key, [o.metadata.resourceVersion]]])));
     this.resourceVersion = resourceVersion;
     this.lastListAt = Date.now();
     if (!this.hasSynced) {
@@ -274,8 +321,8 @@ export class Informer<T extends KubeObject> {
         clearTimeout(stallTimer);
         stallTimer = setTimeout(() => {
           this.options.logger.warn({ resource: this.options.resource, silentMs: Date.now() - this.lastEventAt }, 'watch silent too long, restarting');
-          this.abort?.abort();
           finish(new Error('watch stalled'));
+          this.abort?.abort();
         }, stallMs);
         stallTimer.unref();
       };
@@ -287,18 +334,21 @@ export class Informer<T extends KubeObject> {
       if (this.options.labelSelector) params.labelSelector = this.options.labelSelector;
       this.lastEventAt = Date.now();
       arm();
-      watch(
-        this.options.kc,
-        this.options.path,
-        params,
-        (phase: string, object: unknown) => {
-          if (settled || generation !== this.watchGeneration) return;
-          this.lastEventAt = Date.now();
-          arm();
-          this.onWatchEvent(phase, object, finish);
-        },
-        (err?: Error) => finish(err ? new Error(`watch of ${this.options.resource} ended`, { cause: err }) : undefined),
-      )
+      this.transport
+        .watch(
+          this.options.path,
+          params,
+          (phase: string, object: unknown) => {
+            if (settled || generation !== this.watchGeneration) return;
+            this.lastEventAt = Date.now();
+            arm();
+            this.onWatchEvent(phase, object, finish);
+          },
+          (err?: Error) => {
+            if (err instanceof WatchRefused && err.status === 410) finish(new GoneError('resourceVersion too old', { cause: err }));
+            else finish(err ? new Error(`watch of ${this.options.resource} ended`, { cause: err }) : undefined);
+          },
+        )
         .then((abort) => {
           if (settled || this.stopped) abort.abort();
           else this.abort = abort;
@@ -311,20 +361,26 @@ export class Informer<T extends KubeObject> {
     const object = raw as T & { code?: number; metadata?: { resourceVersion?: string } };
     switch (phase) {
       case 'ADDED':
-      case 'MODIFIED': {
-        const key = keyOf(object);
-        const old = this.store.get(key);
-        this.resourceVersion = object.metadata.resourceVersion ?? this.resourceVersion;
-        if (isOlder(object, old)) return;
-        this.put(key, object);
-        this.emit(old ? 'update' : 'add', object, old);
-        return;
-      }
+      case 'MODIFIED':
       case 'DELETED': {
         const key = keyOf(object);
-        this.resourceVersion = object.metadata.resourceVersion ?? this.resourceVersion;
+        const rv = object.metadata.resourceVersion;
+        this.resourceVersion = rv ?? this.resourceVersion;
+        const deleted = phase === 'DELETED';
+        if (deleted) this.recent.delete(key);
+        else this.remember(key, rv);
+        const hold = this.holds.get(key);
+        if (hold && (deleted || hold.rv !== rv)) {
+          hold.stream = deleted ? undefined : slim(object);
+          return;
+        }
+        this.release(key);
+        if (!deleted) {
+          this.show(key, object, true);
+          return;
+        }
         const old = this.store.get(key);
-        this.remove(key);
+        this.store.remove(key);
         this.emit('delete', old ?? object);
         return;
       }
@@ -332,8 +388,9 @@ export class Informer<T extends KubeObject> {
         this.resourceVersion = object.metadata?.resourceVersion ?? this.resourceVersion;
         return;
       case 'ERROR':
-        this.abort?.abort();
+        // Finish first: aborting ends the stream, and that end must not be taken for the reason.
         finish(object.code === 410 ? new GoneError('resourceVersion too old') : new Error(`watch error: ${JSON.stringify(object)}`));
+        this.abort?.abort();
         return;
       default:
         return;

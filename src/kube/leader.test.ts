@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { KubeError } from './api.js';
-import { LeaderElector, microTime, type LeaseApi, type LeaseObject } from './leader.js';
+import { LeaderElector, microTime, type ElectionClock, type LeaseApi, type LeaseObject } from './leader.js';
 
 const NS = 'taskgrant-system';
 const NAME = 'taskgrant-controller';
@@ -47,17 +47,22 @@ class FakeLeaseApi implements LeaseApi {
   }
 
   /** Another party writes the Lease directly (e.g. a replica whose clock says ours expired). */
-  forceHolder(holder: string): void {
-    this.store({ ...this.lease!, spec: { ...this.lease!.spec, holderIdentity: holder, renewTime: microTime(Date.now()) } });
+  forceHolder(holder: string, renewTime = microTime(Date.now())): void {
+    this.store({ ...this.lease!, spec: { ...this.lease!.spec, holderIdentity: holder, leaseDurationSeconds: 15, renewTime } });
   }
 }
 
-function elector(api: FakeLeaseApi, identity: string, events: string[] = []): LeaderElector {
+/** A node's clocks: its wall clock `skewMs` off the true time, its monotonic clock steady. */
+const skewed = (skewMs: number): ElectionClock => ({ now: () => Date.now() + skewMs, monotonic: () => Date.now() });
+const HOUR = 3_600_000;
+
+function elector(api: FakeLeaseApi, identity: string, events: string[] = [], clock = skewed(0)): LeaderElector {
   return new LeaderElector({
     api,
     namespace: NS,
     name: NAME,
     identity,
+    clock,
     onStartedLeading: () => void events.push(`${identity} started`),
     onStoppedLeading: () => void events.push(`${identity} stopped`),
   });
@@ -107,7 +112,7 @@ describe('LeaderElector', () => {
     await b.stop();
   });
 
-  it('takes over a Lease only once renewTime + leaseDurationSeconds has passed', async () => {
+  it('takes over a Lease only once it has seen the record unchanged for leaseDurationSeconds', async () => {
     const api = new FakeLeaseApi();
     const a = elector(api, 'a');
     a.start();
@@ -212,14 +217,66 @@ describe('LeaderElector', () => {
     expect(api.lease?.spec?.holderIdentity).toBe('intruder'); // never releases what it does not hold
   });
 
-  it('treats a holder without a readable renewTime as expired', async () => {
+  it('takes a Lease from a holder that never renews it, whatever its record says, leaseDuration after first seeing it', async () => {
     const api = new FakeLeaseApi();
     api.lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: NAME, namespace: NS, resourceVersion: '1' }, spec: { holderIdentity: 'ghost' } };
     const a = elector(api, 'a');
     a.start();
-    await advance(0);
+    await advance(14_000);
+    expect(a.isLeader).toBe(false);
+    await advance(2_000);
     expect(a.isLeader).toBe(true);
     await a.stop();
+  });
+
+  it.each([
+    ['the holder clock is an hour behind', -HOUR, 0],
+    ['the candidate clock is an hour ahead', 0, HOUR],
+  ])('never takes a Lease from a live holder when %s', async (_case, holderSkew, candidateSkew) => {
+    const api = new FakeLeaseApi();
+    const a = elector(api, 'a', [], skewed(holderSkew));
+    a.start();
+    await advance(0);
+    const b = elector(api, 'b', [], skewed(candidateSkew));
+    b.start();
+    for (let i = 0; i < 60; i++) {
+      await advance(500);
+      expect([a.isLeader, b.isLeader]).toEqual([true, false]);
+    }
+    await a.stop({ release: false });
+    await b.stop();
+  });
+
+  it('waits while a holder keeps renewing, even with stamps an hour old', async () => {
+    const api = new FakeLeaseApi();
+    api.lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: NAME, namespace: NS, resourceVersion: '1' } };
+    const b = elector(api, 'b');
+    b.start();
+    for (let i = 0; i < 30; i++) {
+      api.forceHolder('remote', microTime(Date.now() - HOUR)); // a replica on a node whose clock is an hour slow
+      await advance(2_000);
+      expect(b.isLeader).toBe(false);
+    }
+    await b.stop();
+  });
+
+  it('takes a Lease from a dead holder whose clock was an hour fast leaseDuration after its last renewal, not an hour later', async () => {
+    const api = new FakeLeaseApi();
+    api.lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: NAME, namespace: NS, resourceVersion: '1' } };
+    const b = elector(api, 'b');
+    b.start();
+    for (let i = 0; i < 3; i++) {
+      api.forceHolder('remote', microTime(Date.now() + HOUR));
+      await advance(2_000);
+    }
+    // The holder died after its renewal at 4 s, which b first saw at 6 s: 15 s on, at 21 s, the
+    // Lease is b's to take (its next attempt is at 22 s).
+    await advance(14_000);
+    expect(b.isLeader).toBe(false);
+    await advance(2_000);
+    expect(b.isLeader).toBe(true);
+    expect(api.lease?.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
+    await b.stop();
   });
 
   it('refuses timings that would let two leaders overlap', () => {

@@ -1,13 +1,15 @@
 // Leader election on a coordination.k8s.io/v1 Lease, so that of several replicas only one
 // reconciles (every replica keeps serving webhooks from its own caches). The protocol is
 // client-go's: the holder rewrites renewTime every retryPeriod; a candidate takes the Lease once
-// it is free or renewTime + leaseDurationSeconds has passed; every write carries the
-// resourceVersion it read, so two candidates racing for one expired Lease cannot both win.
+// it is free or it has seen the record unchanged for leaseDurationSeconds; every write carries
+// the resourceVersion it read, so two candidates racing for one expired Lease cannot both win.
 //
-// Safety rests on renewDeadline < leaseDuration: a leader that has not renewed for renewDeadline
-// stops leading before any candidate may consider the Lease expired. Expiry is judged by the
-// candidate's clock against the renewTime the holder wrote, so node clocks must agree to well
-// within leaseDuration - renewDeadline (5 s with the defaults); NTP does far better.
+// Expiry is measured on the candidate's own monotonic clock from the moment it last saw the
+// record change, never from the renewTime the holder wrote: another node's clock may be minutes
+// off, and a holder that is alive keeps changing the record however wrong its stamps are.
+// Safety then rests on renewDeadline < leaseDuration alone: a leader that has not renewed for
+// renewDeadline stops leading before any candidate can have watched the record stand still for
+// leaseDuration.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from '../telemetry/logger.js';
@@ -51,9 +53,29 @@ export interface LeaderElectorOptions {
   onStartedLeading?: () => void | Promise<void>;
   onStoppedLeading?: () => void | Promise<void>;
   logger?: Logger;
+  clock?: ElectionClock;
 }
 
-type Attempt = { type: 'held'; stampedAt: number } | { type: 'heldByOther'; holder: string } | { type: 'conflict' };
+/**
+ * Wall time for the stamps other replicas read (acquireTime, renewTime); a monotonic reading for
+ * the spans only this replica measures (lease expiry, the renew deadline), which a wall-clock
+ * step must not stretch or shrink.
+ */
+export interface ElectionClock {
+  now(): number;
+  monotonic(): number;
+}
+
+// The globals, read at each call, so that fake timers stand in for both.
+const systemClock: ElectionClock = { now: () => Date.now(), monotonic: () => performance.now() };
+
+type Attempt = { type: 'held'; startedAt: number } | { type: 'heldByOther'; holder: string } | { type: 'conflict' };
+
+/** The record as last seen, and when (monotonic) it was first seen in that form. */
+interface Observation {
+  record: string;
+  at: number;
+}
 
 /** metav1.MicroTime: RFC 3339 with exactly six fractional digits (the API server parses it strictly). */
 export function microTime(ms: number): string {
@@ -65,6 +87,8 @@ export class LeaderElector {
   private readonly leaseSeconds: number;
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
+  private readonly clock: ElectionClock;
+  private observed?: Observation;
   private leading = false;
   private running = false;
   private timer?: NodeJS.Timeout;
@@ -76,6 +100,7 @@ export class LeaderElector {
     this.leaseSeconds = options.leaseDurationSeconds ?? 15;
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
+    this.clock = options.clock ?? systemClock;
     if (!Number.isInteger(this.leaseSeconds) || this.leaseSeconds < 1) throw new Error('leaseDurationSeconds must be a positive integer');
     if (!(this.retryPeriodMs > 0 && this.retryPeriodMs < this.renewDeadlineMs && this.renewDeadlineMs < this.leaseSeconds * 1000)) {
       throw new Error('leader election needs 0 < retryPeriod < renewDeadline < leaseDuration');
@@ -133,7 +158,7 @@ export class LeaderElector {
     if (!this.running) return; // stop() owns the Lease from here
     switch (result.type) {
       case 'held':
-        this.renewed(result.stampedAt);
+        this.renewed(result.startedAt);
         return;
       case 'heldByOther':
         if (this.leading) void this.stepDown(`lease taken by ${result.holder}`);
@@ -143,10 +168,10 @@ export class LeaderElector {
     }
   }
 
-  private renewed(stampedAt: number): void {
-    // Counted from when renewTime was stamped, not from when the answer arrived: that stamp is
-    // what other replicas measure expiry from.
-    const remaining = stampedAt + this.renewDeadlineMs - Date.now();
+  private renewed(startedAt: number): void {
+    // Counted from when the attempt began, not from when the answer arrived: other replicas may
+    // have seen the record change as early as that.
+    const remaining = startedAt + this.renewDeadlineMs - this.clock.monotonic();
     if (remaining <= 0) return;
     clearTimeout(this.deadline);
     this.deadline = setTimeout(() => void this.stepDown('renew deadline passed'), remaining);
@@ -177,31 +202,34 @@ export class LeaderElector {
     return `${this.options.namespace}/${this.options.name}`;
   }
 
-  private expired(spec: LeaseSpec, now: number): boolean {
-    const renewed = Date.parse(spec.renewTime ?? spec.acquireTime ?? '');
-    // A holder without a readable renewTime can never be shown to be alive.
-    if (!Number.isFinite(renewed)) return true;
-    return renewed + (spec.leaseDurationSeconds ?? this.leaseSeconds) * 1000 < now;
+  /** Notes the record read at `at`; the observation time moves only when the record changed. */
+  private observe(spec: LeaseSpec, at: number): void {
+    const record = JSON.stringify([spec.holderIdentity ?? '', spec.leaseDurationSeconds, spec.acquireTime, spec.renewTime, spec.leaseTransitions]);
+    if (this.observed?.record !== record) this.observed = { record, at };
+  }
+
+  /** Whether the record has stood unchanged, as this replica saw it, for the holder's lease duration. */
+  private expired(spec: LeaseSpec, at: number): boolean {
+    const observedAt = this.observed?.at ?? at;
+    return observedAt + (spec.leaseDurationSeconds ?? this.leaseSeconds) * 1000 <= at;
   }
 
   private async tryAcquireOrRenew(): Promise<Attempt> {
     const { api, namespace, name } = this.options;
+    const startedAt = this.clock.monotonic();
     let lease: LeaseObject | undefined;
     try {
       lease = await api.get<LeaseObject>(paths.lease(namespace, name));
     } catch (err) {
       if (!isStatus(err, 404)) throw err;
     }
-    const now = Date.now();
+    const now = this.clock.now();
     if (!lease) {
       try {
-        await api.create(paths.leases(namespace), {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: { name, namespace },
-          spec: this.holdSpec(now, microTime(now), 0),
-        } satisfies LeaseObject);
-        return { type: 'held', stampedAt: now };
+        const spec = this.holdSpec(now, microTime(now), 0);
+        await api.create(paths.leases(namespace), { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec } satisfies LeaseObject);
+        this.observe(spec, startedAt);
+        return { type: 'held', startedAt };
       } catch (err) {
         if (isStatus(err, 409)) return { type: 'conflict' };
         throw err;
@@ -210,13 +238,17 @@ export class LeaderElector {
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity ?? '';
     const mine = holder === this.identity;
-    if (!mine && holder !== '' && !this.expired(spec, now)) return { type: 'heldByOther', holder };
+    const readAt = this.clock.monotonic();
+    this.observe(spec, readAt);
+    if (!mine && holder !== '' && !this.expired(spec, readAt)) return { type: 'heldByOther', holder };
     const transitions = (spec.leaseTransitions ?? 0) + (mine ? 0 : 1);
     const acquireTime = mine && spec.acquireTime ? spec.acquireTime : microTime(now);
+    const next = { ...spec, ...this.holdSpec(now, acquireTime, transitions) };
     try {
-      await api.replace(paths.lease(namespace, name), { ...lease, spec: { ...spec, ...this.holdSpec(now, acquireTime, transitions) } });
+      await api.replace(paths.lease(namespace, name), { ...lease, spec: next });
+      this.observe(next, startedAt);
       if (!mine) this.options.logger?.info({ lease: this.leaseRef(), identity: this.identity, previous: holder || undefined }, 'leader election: acquired lease');
-      return { type: 'held', stampedAt: now };
+      return { type: 'held', startedAt };
     } catch (err) {
       if (isStatus(err, 409)) return { type: 'conflict' };
       throw err;
@@ -233,7 +265,7 @@ export class LeaderElector {
     try {
       const lease = await api.get<LeaseObject>(paths.lease(namespace, name));
       if (lease.spec?.holderIdentity !== this.identity) return;
-      const now = microTime(Date.now());
+      const now = microTime(this.clock.now());
       await api.replace(paths.lease(namespace, name), {
         ...lease,
         spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now },

@@ -116,7 +116,22 @@ export class ConfigMapLedger {
       this.informer?.upsert(written);
     } catch (err) {
       this.cache.delete(name);
+      if (isStatus(err, 409)) await this.reread(name);
       throw new Error(`recording grant of ${namespace}/${agent} in the ledger`, { cause: err });
+    }
+  }
+
+  /**
+   * After a lost race: the winner's record, read now, so the caller's next decision counts its
+   * grants even while the informer's watch has yet to bring them.
+   */
+  private async reread(name: string): Promise<void> {
+    try {
+      const cm = await this.api.get<ConfigMapObject>(paths.configMap(this.namespace, name));
+      this.cache.set(name, { resourceVersion: cm.metadata.resourceVersion, entries: parseEntries(cm) });
+      this.informer?.upsert(cm);
+    } catch {
+      // The next read tries again; the lost race is what the caller has to hear about.
     }
   }
 }

@@ -1,0 +1,71 @@
+// An informer's cache: objects by key, with named indexes kept in step with every put and remove.
+
+function addTo(index: Map<string, Set<string>>, value: string, key: string): void {
+  let keys = index.get(value);
+  if (!keys) index.set(value, (keys = new Set()));
+  keys.add(key);
+}
+
+export class IndexedStore<T> {
+  private readonly objects = new Map<string, T>();
+  private readonly indexers = new Map<string, (object: T) => string[]>();
+  private readonly indexes = new Map<string, Map<string, Set<string>>>();
+
+  /** Keeps objects findable by `indexer`'s values (e.g. the task uid label) without scanning. */
+  addIndex(name: string, indexer: (object: T) => string[]): void {
+    this.indexers.set(name, indexer);
+    const index = new Map<string, Set<string>>();
+    this.indexes.set(name, index);
+    for (const [key, object] of this.objects) for (const value of indexer(object)) addTo(index, value, key);
+  }
+
+  byIndex(name: string, value: string): T[] {
+    const keys = this.indexes.get(name)?.get(value);
+    if (!keys) return [];
+    return [...keys].map((k) => this.objects.get(k)).filter((o): o is T => o !== undefined);
+  }
+
+  indexValues(name: string): string[] {
+    return [...(this.indexes.get(name)?.keys() ?? [])];
+  }
+
+  get(key: string): T | undefined {
+    return this.objects.get(key);
+  }
+
+  put(key: string, object: T): void {
+    this.unindex(key);
+    this.objects.set(key, object);
+    for (const [name, indexer] of this.indexers) for (const value of indexer(object)) addTo(this.indexes.get(name)!, value, key);
+  }
+
+  remove(key: string): void {
+    this.unindex(key);
+    this.objects.delete(key);
+  }
+
+  entries(): IterableIterator<[string, T]> {
+    return this.objects.entries();
+  }
+
+  values(): T[] {
+    return [...this.objects.values()];
+  }
+
+  get size(): number {
+    return this.objects.size;
+  }
+
+  private unindex(key: string): void {
+    const old = this.objects.get(key);
+    if (old === undefined) return;
+    for (const [name, indexer] of this.indexers) {
+      const index = this.indexes.get(name)!;
+      for (const value of indexer(old)) {
+        const keys = index.get(value);
+        keys?.delete(key);
+        if (keys && keys.size === 0) index.delete(value);
+      }
+    }
+  }
+}
