@@ -11,6 +11,8 @@ export class KubeError extends Error {
     message: string,
     /** The Status reason, e.g. AlreadyExists or Conflict (both are 409). */
     readonly reason = '',
+    /** The Status details: the kind of object refused and the types of its causes. */
+    readonly details: StatusDetails = {},
   ) {
     super(`${method} ${path}: ${status} ${message}`);
     this.name = 'KubeError';
@@ -22,12 +24,29 @@ export function isAlreadyExists(err: unknown): boolean {
   return err instanceof KubeError && err.status === 409 && err.reason === 'AlreadyExists';
 }
 
+export interface StatusDetails {
+  /** The resource refused, e.g. `roles` (the API server puts the plural here). */
+  kind?: string;
+  /** `details.causes[].type`, e.g. NamespaceTerminating. */
+  causes?: string[];
+}
+
 function statusReason(body: string): string {
   try {
     const status = JSON.parse(body) as { reason?: unknown };
     return typeof status.reason === 'string' ? status.reason : '';
   } catch {
     return '';
+  }
+}
+
+function statusDetails(body: string): StatusDetails {
+  try {
+    const details = (JSON.parse(body) as { details?: { kind?: unknown; causes?: Array<{ type?: unknown }> } }).details;
+    const causes = Array.isArray(details?.causes) ? details.causes.map((c) => c?.type).filter((t): t is string => typeof t === 'string') : [];
+    return { ...(typeof details?.kind === 'string' ? { kind: details.kind } : {}), causes };
+  } catch {
+    return {};
   }
 }
 
@@ -52,7 +71,7 @@ export class KubeApi {
 
   private async call<T>(method: string, path: string, body?: unknown, contentType?: string): Promise<T> {
     const res = await this.transport.request(method, path, body, contentType);
-    if (res.status < 200 || res.status >= 300) throw new KubeError(res.status, method, path, statusMessage(res.body), statusReason(res.body));
+    if (res.status < 200 || res.status >= 300) throw new KubeError(res.status, method, path, statusMessage(res.body), statusReason(res.body), statusDetails(res.body));
     return JSON.parse(res.body) as T;
   }
 
@@ -111,6 +130,7 @@ export const paths = {
   secrets: (ns: string) => `/api/v1/namespaces/${ns}/secrets`,
   secret: (ns: string, name: string) => `/api/v1/namespaces/${ns}/secrets/${name}`,
   events: (ns: string) => `/api/v1/namespaces/${ns}/events`,
+  event: (ns: string, name: string) => `/api/v1/namespaces/${ns}/events/${name}`,
   namespaces: () => '/api/v1/namespaces',
   namespace: (name: string) => `/api/v1/namespaces/${name}`,
   tokenReviews: () => '/apis/authentication.k8s.io/v1/tokenreviews',

@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import {
   LABEL_MANAGED_BY,
+  LABEL_NAMESPACE_SENSITIVITY,
   LABEL_TASK,
   LABEL_TASK_UID,
   MANAGED_BY,
@@ -27,6 +28,7 @@ type ApprovalObject = TaskApproval & KubeObject;
 const BY_TASK_UID = 'taskUid';
 const BY_TASK = 'task';
 const BY_NAME = 'name';
+const REPORTING_COMPONENT = 'taskgrant.io/controller';
 
 interface ClusterSettings {
   logger: Logger;
@@ -49,6 +51,8 @@ export class KubeCluster {
   readonly roles: Informer<RoleObject>;
   readonly roleBindings: Informer<RoleBindingObject>;
   readonly ledgers: Informer<ConfigMapObject>;
+  /** Only namespaces whose data owner set a sensitivity floor. */
+  readonly namespaces: Informer<KubeObject>;
   private readonly logger: Logger;
   private readonly instance = `${hostname()}-${process.pid}`;
 
@@ -66,6 +70,7 @@ export class KubeCluster {
     this.roles = new Informer<RoleObject>({ ...base, path: paths.roles(), resource: 'roles', labelSelector: managed });
     this.roleBindings = new Informer<RoleBindingObject>({ ...base, path: paths.roleBindings(), resource: 'rolebindings', labelSelector: managed });
     this.ledgers = new Informer<ConfigMapObject>({ ...base, path: paths.configMaps(options.operatorNamespace), resource: 'ledgers', labelSelector: `${LABEL_LEDGER}=true` });
+    this.namespaces = new Informer<KubeObject>({ ...base, path: paths.namespaces(), resource: 'namespaces', labelSelector: LABEL_NAMESPACE_SENSITIVITY });
     const byUid = (o: KubeObject) => (o.metadata.labels?.[LABEL_TASK_UID] ? [o.metadata.labels[LABEL_TASK_UID]] : []);
     for (const informer of [this.serviceAccounts, this.roles, this.roleBindings] as unknown as Array<Informer<KubeObject>>) informer.addIndex(BY_TASK_UID, byUid);
     this.pods.addIndex(BY_TASK, (p) => (p.metadata.labels?.[LABEL_TASK] ? [`${p.metadata.namespace}/${p.metadata.labels[LABEL_TASK]}`] : []));
@@ -74,7 +79,7 @@ export class KubeCluster {
   }
 
   private get informers(): Array<Informer<KubeObject>> {
-    return [this.tasks, this.approvals, this.pods, this.serviceAccounts, this.roles, this.roleBindings, this.ledgers] as unknown as Array<Informer<KubeObject>>;
+    return [this.tasks, this.approvals, this.pods, this.serviceAccounts, this.roles, this.roleBindings, this.ledgers, this.namespaces] as unknown as Array<Informer<KubeObject>>;
   }
 
   async start(): Promise<void> {
@@ -122,6 +127,10 @@ export class KubeCluster {
   /** Task uids that managed objects point at (the orphan sweep compares them with live tasks). */
   managedTaskUids(): Set<string> {
     return new Set([this.serviceAccounts, this.roles, this.roleBindings].flatMap((i) => (i as unknown as Informer<KubeObject>).indexValues(BY_TASK_UID)));
+  }
+
+  namespaceSensitivity(namespace: string): string | undefined {
+    return this.namespaces.get(undefined, namespace)?.metadata.labels?.[LABEL_NAMESPACE_SENSITIVITY];
   }
 
   /** The managed ServiceAccount `namespace/name`, if taskgrant created it. */
@@ -224,6 +233,12 @@ export class KubeCluster {
     }
   }
 
+  async auditEventOwner(task: AgentTask, name: string): Promise<'missing' | 'ours' | 'foreign'> {
+    const event = await this.api.find<{ involvedObject?: { uid?: string }; reportingComponent?: string }>(paths.event(task.metadata.namespace, name));
+    if (!event) return 'missing';
+    return event.involvedObject?.uid === task.metadata.uid && event.reportingComponent === REPORTING_COMPONENT ? 'ours' : 'foreign';
+  }
+
   private async createEvent(task: AgentTask, type: string, reason: string, message: string, name: string, now: string): Promise<void> {
     await this.api.create(paths.events(task.metadata.namespace), {
       apiVersion: 'v1',
@@ -240,7 +255,7 @@ export class KubeCluster {
       message: message.slice(0, 1024),
       type,
       source: { component: 'taskgrant' },
-      reportingComponent: 'taskgrant.io/controller',
+      reportingComponent: REPORTING_COMPONENT,
       reportingInstance: this.instance.slice(0, 128),
       firstTimestamp: now,
       lastTimestamp: now,
