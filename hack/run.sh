@@ -11,6 +11,9 @@ if [ -z "${KUBECONFIG:-}" ]; then
 fi
 args=(--kubeconfig "$KUBECONFIG" --install --policy-dir policies)
 [ -n "${WEBHOOK_URL:-}" ] && args+=(--webhook-url "$WEBHOOK_URL")
+# The local API server presents this CA's client certificate to webhooks: answer only it.
+client_ca="$(dirname "$KUBECONFIG")/pki/webhook-client-ca.crt"
+[ -z "${WEBHOOK_CLIENT_CA:-}" ] && [ -f "$client_ca" ] && args+=(--webhook-client-ca "$client_ca")
 # The same memory settings as the image (see Dockerfile).
 export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
 exec node --max-semi-space-size=4 --wasm-num-compilation-tasks=0 --optimize-for-size dist/src/main.js "${args[@]}" "$@"

@@ -14,6 +14,11 @@ export interface Config {
   webhookPort: number;
   /** When set, the webhook configurations point at this URL instead of the chart's Service (make run). */
   webhookUrl: string | undefined;
+  /**
+   * CA bundle (a file) of the client certificate the API server presents to webhooks. Set: the
+   * admission routes answer only callers presenting a certificate it signed.
+   */
+  webhookClientCaFile: string | undefined;
   /** Install CRDs, webhook configurations and the identity guard at start (make run, not the chart). */
   install: boolean;
   logLevel: LogLevel;
@@ -76,6 +81,7 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     .option('--webhook-host <host>', 'address the HTTPS webhook server binds', '127.0.0.1')
     .option('--webhook-port <port>', 'port of the HTTPS webhook server', port, 9443)
     .option('--webhook-url <url>', 'point webhook configurations at this URL (local runs)', env.WEBHOOK_URL)
+    .option('--webhook-client-ca <file>', "CA of the API server's webhook client certificate; admission routes refuse callers without it", env.WEBHOOK_CLIENT_CA)
     .option('--install', 'install CRDs, webhook configurations and the identity guard at start', false)
     .option('--log-level <level>', levels.join(' | '), level, level(env.LOG_LEVEL ?? 'info'))
     // Most of a grant is spent waiting on kube-apiserver, not computing: without escalate and
@@ -105,6 +111,7 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     webhookHost: string;
     webhookPort: number;
     webhookUrl?: string;
+    webhookClientCa?: string;
     install: boolean;
     logLevel: LogLevel;
     workers: number;
@@ -129,6 +136,7 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     webhookHost: o.webhookHost,
     webhookPort: o.webhookPort,
     webhookUrl: o.webhookUrl || undefined,
+    webhookClientCaFile: o.webhookClientCa || undefined,
     install: o.install,
     logLevel: o.logLevel,
     workers: o.workers,

@@ -1,5 +1,6 @@
 // Composition: config -> clients -> policy engine -> caches -> controller + servers.
 // main.ts runs it as a process; integration tests start it in-process with their own config.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SCHEMA_FILE, PolicyEngine } from './policy/index.js';
@@ -142,10 +143,13 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
       pods: new TaskPods(cluster),
     },
   };
-  const webhook: HttpsHandle = await serveHttps(createApp(deps), {
+  // Read once: the API server's client CA changes only with its own configuration (a restart of both).
+  const clientCa = config.webhookClientCaFile ? readFileSync(config.webhookClientCaFile, 'utf8') : undefined;
+  const webhook: HttpsHandle = await serveHttps(createApp({ ...deps, requireClientCert: clientCa !== undefined }), {
     port: config.webhookPort,
     host: config.webhookHost,
     tls: () => certs.current(),
+    ...(clientCa ? { clientCa } : {}),
     onConnection: () => metrics.webhookConnections.inc(),
   });
   if (config.install) {

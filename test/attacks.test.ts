@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createNamespace, eventually, refusalMessage, statusOfCall, tokenConfig, uniqueName } from './harness/kube.js';
 import { startTestOperator, type TestOperator } from './harness/operator.js';
 import { startOperatorSuite } from './harness/suite.js';
-import { apiServerRequest, canApprove, canCreate, userWith, type TestUser } from './harness/security.js';
+import { apiServerRequest, canApprove, canCreate, userWith, webhookCaPem, webhookRequest, type TestUser } from './harness/security.js';
 import { type TaskHelper, intentOf, readPods } from './harness/tasks.js';
 import { ConfigMapLedger } from '../src/kube/ledger.js';
 import { taskServiceAccountName, type AgentTask, type Phase } from '../src/api/index.js';
@@ -714,6 +714,32 @@ describe("the data owner's sensitivity floor (audit finding 14)", () => {
     const held = await tasks.waitForPhase(restricted, liar, ['AwaitingApproval', 'Denied', 'Granted']);
     expect(held.status?.phase).toBe('AwaitingApproval');
     expect(held.status?.decision?.allowed).toBe(false);
+  });
+});
+
+describe('the webhook port answers only the API server (audit finding 9)', () => {
+  it('refuses forged AdmissionReviews from anyone else, so they hold no pod slot and probe no approver', async () => {
+    const name = uniqueName('forged-slot');
+    const task = await granted(name, { maxPods: 1 });
+    const caPem = await webhookCaPem(admin, operator.config.namespace);
+    const review = (path: string, object: unknown, kind: { group: string; version: string; kind: string }, resource: string) =>
+      JSON.stringify({
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        request: { uid: uniqueName('forged'), kind, resource: { group: kind.group, version: kind.version, resource }, operation: 'CREATE', namespace: ns, userInfo: { username: 'alice' }, object },
+      });
+    const forgedPod = review('/mutate/pods', pod(`${name}-forged`, { 'taskgrant.io/task': name }), { group: '', version: 'v1', kind: 'Pod' }, 'pods');
+    const probe = review('/validate/taskapprovals', { apiVersion: `${group}/${version}`, kind: 'TaskApproval', metadata: { name: 'probe' }, spec: { task: name, taskUID: task.metadata.uid, decision: 'Approve', approver: { username: 'bob' } } }, { group, version, kind: 'TaskApproval' }, 'taskapprovals');
+    for (let i = 0; i < 3; i += 1) {
+      for (const [path, body] of [['/mutate/pods', forgedPod], ['/validate/taskapprovals', probe]] as const) {
+        const res = await webhookRequest(operator.webhookPort, caPem, { method: 'POST', path, body, headers: { 'Content-Type': 'application/json' } }, 'anyone');
+        expect(res.status).toBe(403);
+        expect(res.body).toMatch(/only the API server may call the admission routes/);
+      }
+    }
+    // The one slot is still free for the task's real pod, admitted through the API server.
+    const admitted = await createPod(ns, pod(`${name}-pod`, { 'taskgrant.io/task': name }));
+    expect(admitted.spec?.serviceAccountName).toBe(task.status?.grant?.serviceAccount);
   });
 });
 

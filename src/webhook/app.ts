@@ -5,6 +5,7 @@
 // API server treats as a failed call and resolves with the webhook's failurePolicy (Fail); a
 // handler that throws or overruns its deadline gets a well-formed refusal, so the caller reads
 // why instead of a timeout.
+import type { TLSSocket } from 'node:tls';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { AGENT_TASK_PLURAL, GROUP, LABEL_TASK, TASK_APPROVAL_PLURAL } from '../api/index.js';
 import {
@@ -112,6 +113,15 @@ export function createApp(deps: WebhookDeps): express.Application {
   app.disable('etag');
   // First, so its routes parse their own bodies (a form, a smaller limit) before the JSON parser below.
   if (deps.receipts) app.use(createReceiptsRouter({ ...deps.receipts, tasks: deps.tasks, metrics, logger, ...(deps.now ? { now: deps.now } : {}) }));
+  if (deps.requireClientCert) {
+    const admissionPaths = new Set(WEBHOOK_ROUTES.map((route) => route.path));
+    // Before the body is read: a caller that is not the API server gets nothing parsed, counted or reviewed.
+    app.use((req: Request, res: Response, next: NextFunction) => {
+      if (!admissionPaths.has(req.path) || (req.socket as TLSSocket).authorized === true) return next();
+      logger.warn({ path: req.path, remote: req.socket.remoteAddress }, 'admission request without the API server client certificate refused');
+      res.status(403).json({ message: 'only the API server may call the admission routes: it presents the client certificate its AdmissionConfiguration names' });
+    });
+  }
   app.use(express.json({ limit: bodyLimit, type: 'application/json', strict: true }));
 
   for (const route of WEBHOOK_ROUTES) {

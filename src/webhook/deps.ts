@@ -68,6 +68,12 @@ export interface WebhookDeps {
    * webhook configurations' timeoutSeconds so the caller reads our reason, not a deadline error.
    */
   handlerTimeoutMs?: number;
+  /**
+   * Admission routes answer only callers whose TLS client certificate verified against the
+   * server's client CA (serveHttps `clientCa`): the API server, given that certificate in its
+   * AdmissionConfiguration. A review from anyone else changes nothing and learns nothing.
+   */
+  requireClientCert?: boolean;
   /** Largest accepted AdmissionReview body (default 1 MiB; a Pod is at most ~1.5 MiB in etcd, real ones are far smaller). */
   bodyLimitBytes?: number;
   /**

@@ -3,6 +3,10 @@ import { X509Certificate } from 'node:crypto';
 import { Agent, request } from 'node:https';
 import { connect } from 'node:tls';
 import { CertificateAuthority, type IssuedCert } from './certs.js';
+import { silentLogger } from '../telemetry/logger.js';
+import { Metrics } from '../telemetry/metrics.js';
+import { createApp } from './app.js';
+import { FakeCluster } from './fixtures/kit.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, serveHttps, type TlsMaterial } from './server.js';
 
 let ca: CertificateAuthority;
@@ -127,6 +131,55 @@ describe('serveHttps', () => {
       });
       // The deadline is swept once a second.
       expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      await handle.close();
+    }
+  });
+});
+
+describe('admission callers authenticated by client certificate (audit finding 9)', () => {
+  let clientCa: CertificateAuthority;
+  let apiServerClient: IssuedCert;
+  let strangerClient: IssuedCert;
+
+  beforeAll(async () => {
+    clientCa = await CertificateAuthority.create('taskgrant-webhook-client-ca', 3_600_000);
+    apiServerClient = await clientCa.issue({ commonName: 'kube-apiserver-webhook-client', usage: 'client', validityMs: 3_600_000 });
+    // Signed by the serving CA, which the webhook trusts for nothing else.
+    strangerClient = await ca.issue({ commonName: 'someone', usage: 'client', validityMs: 3_600_000 });
+  });
+
+  function post(port: number, path: string, client?: IssuedCert): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port, path, method: 'POST', ca: ca.certPem, headers: { 'Content-Type': 'application/json' }, ...(client ? { cert: client.certPem, key: client.keyPem } : {}) },
+        (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      req.end('{"not":"a review"}');
+    });
+  }
+
+  it('refuses admission calls from anyone but the holder of the API server client certificate, before reading them', async () => {
+    const cluster = new FakeCluster();
+    const metrics = new Metrics();
+    const app = createApp({ tasks: cluster, slots: cluster, serviceAccounts: cluster, accessReviewer: cluster, metrics, logger: silentLogger(), requireClientCert: true });
+    const handle = await serveHttps(app, { port: 0, host: '127.0.0.1', tls: () => material(first), clientCa: clientCa.certPem });
+    try {
+      for (const caller of [undefined, strangerClient]) {
+        const refused = await post(handle.port, '/mutate/pods', caller);
+        expect(refused.status).toBe(403);
+        expect(refused.body).toMatch(/only the API server may call the admission routes/);
+      }
+      // Nothing was parsed or counted for them; the API server's call is read (and found malformed).
+      expect(await metrics.registry.getSingleMetricAsString('taskgrant_admission_decisions_total')).not.toMatch(/mutate-pods/);
+      expect((await post(handle.port, '/mutate/pods', apiServerClient)).status).toBe(400);
+      // Other paths (the receipt endpoints) stay open to clients without a certificate.
+      expect((await post(handle.port, '/v1/verify')).status).toBe(404);
     } finally {
       await handle.close();
     }

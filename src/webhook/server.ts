@@ -26,6 +26,13 @@ export interface ServeOptions {
   onConnection?: () => void;
   /** How long an idle keep-alive connection is kept (default 120 s; see DEFAULT_IDLE_TIMEOUT_MS). */
   idleTimeoutMs?: number;
+  /**
+   * CA bundle of the API server's webhook client certificate. Set: every client is asked for a
+   * certificate and those verified against it are marked authorized on their socket; a client
+   * without one still connects (the receipt endpoints serve backends that have none), and the
+   * admission routes refuse it.
+   */
+  clientCa?: string;
 }
 
 /**
@@ -49,6 +56,7 @@ class ContextCache {
   constructor(
     private readonly read: () => TlsMaterial,
     private readonly onError: (error: Error) => void,
+    private readonly clientCa: string | undefined,
   ) {}
 
   /** The context to use and whether it differs from the previous one. */
@@ -57,7 +65,7 @@ class ContextCache {
     try {
       const m = this.read();
       if (prior && prior.cert === m.cert && prior.key === m.key) return { context: prior.context, material: prior, changed: false };
-      const context = createSecureContext({ cert: m.cert, key: m.key, minVersion: 'TLSv1.2' });
+      const context = createSecureContext({ cert: m.cert, key: m.key, minVersion: 'TLSv1.2', ...(this.clientCa ? { ca: this.clientCa } : {}) });
       this.current = { cert: m.cert, key: m.key, context };
       return { context, material: m, changed: true };
     } catch (cause) {
@@ -71,13 +79,15 @@ class ContextCache {
 
 export async function serveHttps(app: RequestListener, options: ServeOptions): Promise<HttpsHandle> {
   const timeout = options.requestTimeoutMs ?? 10_000;
-  const contexts = new ContextCache(options.tls, options.onTlsError ?? (() => undefined));
+  const clientCa = options.clientCa;
+  const contexts = new ContextCache(options.tls, options.onTlsError ?? (() => undefined), clientCa);
   const first = contexts.refresh();
   const server = createServer(
     {
       cert: first.material.cert,
       key: first.material.key,
       minVersion: 'TLSv1.2',
+      ...(clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: false } : {}),
       // Only clients that send SNI reach this; the API server calling https://127.0.0.1 sends
       // none (SNI carries host names, never IPs), hence setSecureContext below as well.
       SNICallback: (_servername, cb) => {
@@ -101,7 +111,7 @@ export async function serveHttps(app: RequestListener, options: ServeOptions): P
   server.prependListener('connection', () => {
     options.onConnection?.();
     const { material, changed } = contexts.refresh();
-    if (changed) server.setSecureContext({ cert: material.cert, key: material.key, minVersion: 'TLSv1.2' });
+    if (changed) server.setSecureContext({ cert: material.cert, key: material.key, minVersion: 'TLSv1.2', ...(clientCa ? { ca: clientCa } : {}) });
   });
 
   await new Promise<void>((resolve, reject) => {

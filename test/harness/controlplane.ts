@@ -106,6 +106,10 @@ export class ControlPlane {
     const admin = await ca.issue({ commonName: 'taskgrant-admin', organizations: ['system:masters'], usage: 'client', validityMs: 365 * day });
     // The API server's identity towards kubelets (logs, exec): cluster-admin by group.
     const kubeletClient = await ca.issue({ commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'], usage: 'client', validityMs: 365 * day });
+    // The API server's identity towards admission webhooks, from a CA that signs nothing else:
+    // the webhook trusts a certificate it issued as "the API server", so no other client may hold one.
+    const webhookClientCa = await CertificateAuthority.create('taskgrant-webhook-client-ca', 365 * day);
+    const webhookClient = await webhookClientCa.issue({ commonName: 'kube-apiserver-webhook-client', usage: 'client', validityMs: 365 * day });
     const saKeys = await generateKeyPairPem();
     const files = {
       ca: join(pki, 'ca.crt'),
@@ -115,6 +119,9 @@ export class ControlPlane {
       kubeletClientKey: join(pki, 'apiserver-kubelet-client.key'),
       saPub: join(pki, 'sa.pub'),
       saKey: join(pki, 'sa.key'),
+      ...webhookClientFiles(dir),
+      admissionConfig: join(pki, 'admission-config.yaml'),
+      webhookKubeconfig: join(pki, 'webhook-client.kubeconfig'),
     };
     writeFileSync(files.ca, ca.certPem);
     writeFileSync(files.cert, serving.certPem);
@@ -123,6 +130,20 @@ export class ControlPlane {
     writeFileSync(files.kubeletClientKey, kubeletClient.keyPem, { mode: 0o600 });
     writeFileSync(files.saPub, saKeys.publicKeyPem);
     writeFileSync(files.saKey, saKeys.privateKeyPem, { mode: 0o600 });
+    writeFileSync(files.webhookClientCa, webhookClientCa.certPem);
+    writeFileSync(files.webhookClientCert, webhookClient.certPem);
+    writeFileSync(files.webhookClientKey, webhookClient.keyPem, { mode: 0o600 });
+    // '*' is the default entry: the certificate goes to every webhook, whatever its URL or Service.
+    writeFileSync(
+      files.webhookKubeconfig,
+      ['apiVersion: v1', 'kind: Config', 'users:', "  - name: '*'", '    user:', `      client-certificate: ${files.webhookClientCert}`, `      client-key: ${files.webhookClientKey}`, ''].join('\n'),
+      { mode: 0o600 },
+    );
+    const webhookAdmission = ['    configuration:', '      apiVersion: apiserver.config.k8s.io/v1', '      kind: WebhookAdmission', `      kubeConfigFile: ${files.webhookKubeconfig}`];
+    writeFileSync(
+      files.admissionConfig,
+      ['apiVersion: apiserver.config.k8s.io/v1', 'kind: AdmissionConfiguration', 'plugins:', '  - name: ValidatingAdmissionWebhook', ...webhookAdmission, '  - name: MutatingAdmissionWebhook', ...webhookAdmission, ''].join('\n'),
+    );
     this.adminTls = { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem };
 
     const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort(bindAddress)];
@@ -152,6 +173,7 @@ export class ControlPlane {
       `--client-ca-file=${files.ca}`,
       '--authorization-mode=Node,RBAC',
       '--enable-admission-plugins=NodeRestriction',
+      `--admission-control-config-file=${files.admissionConfig}`,
       `--kubelet-client-certificate=${files.kubeletClientCert}`,
       `--kubelet-client-key=${files.kubeletClientKey}`,
       `--kubelet-certificate-authority=${files.ca}`,
@@ -230,4 +252,13 @@ export function stopControlPlane(pidDir: string): Promise<void> {
 /** True when every control-plane component recorded under `pidDir` is still running. */
 export function controlPlaneRunning(pidDir: string): boolean {
   return allRunning(pidDir, controlPlaneComponents);
+}
+
+/**
+ * Where a cluster directory keeps the API server's webhook client certificate and its CA: the
+ * operator trusts the CA (--webhook-client-ca); tests that play the API server use the pair.
+ */
+export function webhookClientFiles(clusterDir: string): { webhookClientCa: string; webhookClientCert: string; webhookClientKey: string } {
+  const pki = join(clusterDir, 'pki');
+  return { webhookClientCa: join(pki, 'webhook-client-ca.crt'), webhookClientCert: join(pki, 'webhook-client.crt'), webhookClientKey: join(pki, 'webhook-client.key') };
 }

@@ -1,11 +1,12 @@
 // Runs the whole operator in-process against the test control plane, with its own operator
 // namespace (so ledgers and policy ConfigMaps of different suites never mix) and a log file.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import type { Config } from '../../src/config.js';
 import { startOperator, type Operator } from '../../src/operator.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { webhookClientFiles } from './controlplane.js';
 import { repoRoot } from './paths.js';
 import { uniqueName } from './kube.js';
 
@@ -29,6 +30,8 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
     webhookHost: '127.0.0.1',
     webhookPort: 0,
     webhookUrl: undefined,
+    // The API server of the local cluster presents its webhook client certificate: only it is answered.
+    webhookClientCaFile: existingFile(webhookClientFiles(dirname(kubeconfig)).webhookClientCa),
     install: true,
     logLevel: 'debug',
     workers: 8,
@@ -90,4 +93,8 @@ async function waitForIdentityGuard(operator: Operator, namespace: string): Prom
     if (Date.now() > deadline) throw new Error('the identity guard (ValidatingAdmissionPolicy) was not enforced within 20 s');
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+function existingFile(path: string): string | undefined {
+  return existsSync(path) ? path : undefined;
 }

@@ -4,6 +4,9 @@
 import * as k8s from '@kubernetes/client-node';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { webhookClientFiles } from './controlplane.js';
 import { tokenConfig } from './kube.js';
 
 export interface TestUser {
@@ -87,8 +90,19 @@ export function apiServerRequest(admin: k8s.KubeConfig, req: RawRequest, token?:
 }
 
 /** Raw HTTPS to the operator's webhook port, trusting its self-managed CA. */
-export function webhookRequest(port: number, caPem: string, req: RawRequest): Promise<RawResponse> {
-  return send(new URL(req.path, `https://127.0.0.1:${port}`), { ca: caPem }, req);
+/**
+ * A raw call to the operator's webhook port. `as`: 'api-server' presents the local API server's
+ * webhook client certificate (what only the API server holds), 'anyone' presents none.
+ */
+export function webhookRequest(port: number, caPem: string, req: RawRequest, as: 'api-server' | 'anyone' = 'api-server'): Promise<RawResponse> {
+  return send(new URL(req.path, `https://127.0.0.1:${port}`), { ca: caPem, ...(as === 'api-server' ? apiServerClientCert() : {}) }, req);
+}
+
+function apiServerClientCert(): { cert: string; key: string } {
+  const kubeconfig = process.env.TASKGRANT_TEST_KUBECONFIG;
+  if (!kubeconfig) throw new Error('TASKGRANT_TEST_KUBECONFIG is not set');
+  const files = webhookClientFiles(dirname(kubeconfig));
+  return { cert: readFileSync(files.webhookClientCert, 'utf8'), key: readFileSync(files.webhookClientKey, 'utf8') };
 }
 
 /** Plain HTTP to the operator's health/metrics port. */
