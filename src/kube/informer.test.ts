@@ -161,6 +161,19 @@ describe('Informer: write-through', () => {
     expect(cached('a')).toBe('l9'); // a list begun after the write shows it, or something newer
   });
 
+  it('lets go of a write-through once a re-list shows it, so later events apply at once', async () => {
+    await start(list('r1', cm('a', 'a0')));
+    let answer!: (value: ReturnType<typeof list>) => void;
+    transport.handler = () => new Promise((resolve) => (answer = resolve));
+    transport.current.send('ERROR', { code: 410 });
+    await flush();
+    informer.upsert(cm('a', 'w1'));
+    answer(list('r2', cm('a', 'w1'))); // served after our write landed
+    await flush();
+    transport.current.send('MODIFIED', cm('a', 'n2'));
+    expect(cached('a')).toBe('n2');
+  });
+
   it('shows what the stream says once a write-through outlived writeHoldMs without its own event', async () => {
     await start(list('r1', cm('a', 'a0')));
     informer.upsert(cm('a', 'w1'));

@@ -11,14 +11,10 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { KubeConfig } from './client.js';
 import { transportOf } from './rest.js';
-import { IndexedStore } from './store.js';
+import { IndexedStore, keyOf, slim, type KubeObject } from './store.js';
 import { statusMessage, WatchRefused, type Transport, type WatchHandle } from './transport.js';
 
-export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [k: string]: unknown };
-}
+export { keyOf, slim, type KubeObject } from './store.js';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (event: InformerEvent, object: T, old?: T) => void;
@@ -47,21 +43,6 @@ export interface InformerSettings {
 
 /** Where the informer lists and watches: a Transport, or a kubeconfig reached over https. */
 export type InformerOptions = InformerSettings & ({ transport: Transport } | { kc: KubeConfig });
-
-/**
- * What a cache keeps of an object. managedFields (server-side apply bookkeeping) is often the
- * largest part of an object and nothing here reads it; client-go drops it the same way.
- */
-export function slim<T extends KubeObject>(object: T): T {
-  const metadata = object.metadata as Record<string, unknown>;
-  if (metadata.managedFields === undefined) return object;
-  const { managedFields: _dropped, ...rest } = metadata;
-  return { ...object, metadata: rest as T['metadata'] };
-}
-
-export function keyOf(object: KubeObject): string {
-  return object.metadata.namespace ? `${object.metadata.namespace}/${object.metadata.name}` : object.metadata.name;
-}
 
 class GoneError extends Error {}
 
@@ -278,12 +259,13 @@ export class Informer<T extends KubeObject> {
       resourceVersion = page.metadata.resourceVersion;
     } while (continueToken);
 
-    // The list replaces the store, except where we wrote after it began: that write is newer.
+    // The list replaces the store, except where we wrote after it began and it does not show our
+    // write: that write is newer.
     const keys = new Set([...this.store.entries()].map(([key]) => key).concat([...fresh.keys()]));
     for (const key of keys) {
       const listed = fresh.get(key);
       const hold = this.holds.get(key);
-      if (hold && hold.seq > writesBefore) hold.stream = listed;
+      if (hold && hold.seq > writesBefore && listed?.metadata.resourceVersion !== hold.rv) hold.stream = listed;
       else {
         this.release(key);
         this.show(key, listed, false);

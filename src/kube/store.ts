@@ -1,4 +1,26 @@
-// An informer's cache: objects by key, with named indexes kept in step with every put and remove.
+// An informer's cache: what it keeps of each object, by key, with named indexes kept in step
+// with every put and remove.
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [k: string]: unknown };
+}
+
+/**
+ * What a cache keeps of an object. managedFields (server-side apply bookkeeping) is often the
+ * largest part of an object and nothing here reads it; client-go drops it the same way.
+ */
+export function slim<T extends KubeObject>(object: T): T {
+  const metadata = object.metadata as Record<string, unknown>;
+  if (metadata.managedFields === undefined) return object;
+  const { managedFields: _dropped, ...rest } = metadata;
+  return { ...object, metadata: rest as T['metadata'] };
+}
+
+export function keyOf(object: KubeObject): string {
+  return object.metadata.namespace ? `${object.metadata.namespace}/${object.metadata.name}` : object.metadata.name;
+}
 
 function addTo(index: Map<string, Set<string>>, value: string, key: string): void {
   let keys = index.get(value);
