@@ -1,6 +1,6 @@
 // Lint rules, including the one-way architecture of STYLE.md:
 //   api, telemetry -> nothing of ours; policy -> api; kube -> api;
-//   controller -> kube, policy, api; webhook -> policy, api (never controller or kube);
+//   controller -> kube, policy, api; webhook, receipts -> policy, api (never controller, kube or each other);
 //   only src/policy imports cedar-wasm, only src/kube imports @kubernetes/client-node.
 import tseslint from 'typescript-eslint';
 
@@ -33,12 +33,13 @@ export default tseslint.config(
       eqeqeq: ['error', 'smart'],
     },
   },
-  boundary(['src/api/**'], ['policy', 'kube', 'controller', 'webhook', 'telemetry', 'cli'], [cedar, kubeClient]),
-  boundary(['src/telemetry/**'], ['api', 'policy', 'kube', 'controller', 'webhook', 'cli'], [cedar, kubeClient]),
-  boundary(['src/policy/**'], ['kube', 'controller', 'webhook', 'cli'], [kubeClient]),
-  boundary(['src/kube/**'], ['policy', 'controller', 'webhook', 'cli'], [cedar]),
-  boundary(['src/controller/**'], ['webhook', 'cli'], [cedar, kubeClient]),
-  boundary(['src/webhook/**'], ['controller', 'kube', 'cli'], [cedar, kubeClient]),
+  boundary(['src/api/**'], ['policy', 'kube', 'controller', 'webhook', 'receipts', 'telemetry', 'cli'], [cedar, kubeClient]),
+  boundary(['src/telemetry/**'], ['api', 'policy', 'kube', 'controller', 'webhook', 'receipts', 'cli'], [cedar, kubeClient]),
+  boundary(['src/policy/**'], ['kube', 'controller', 'webhook', 'receipts', 'cli'], [kubeClient]),
+  boundary(['src/kube/**'], ['policy', 'controller', 'webhook', 'receipts', 'cli'], [cedar]),
+  boundary(['src/controller/**'], ['webhook', 'receipts', 'cli'], [cedar, kubeClient]),
+  boundary(['src/webhook/**'], ['controller', 'kube', 'receipts', 'cli'], [cedar, kubeClient]),
+  boundary(['src/receipts/**'], ['controller', 'kube', 'webhook', 'cli'], [cedar, kubeClient]),
   boundary(['src/cli/**'], ['controller', 'webhook'], [cedar, kubeClient]),
   { files: ['src/cli/**', 'test/**', 'bench/**', 'hack/**', 'examples/**'], rules: { 'no-console': 'off' } },
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },

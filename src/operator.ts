@@ -19,7 +19,7 @@ import { CaBundleInjector, installWebhookConfigurations } from './kube/webhook-c
 import { ANNOTATION_POD_SLOT, ANNOTATION_POD_TASK_UID, LABEL_TASK } from './api/index.js';
 import { WEBHOOK_ROUTES, createApp, serveHttps, type HttpsHandle, type WebhookDeps } from './webhook/index.js';
 import { FileCerts, SelfManagedCerts, type CertSource } from './webhook/tls.js';
-import { KeyManager, defaultIssuer } from './webhook/receipts/index.js';
+import { KeyManager, createReceiptsRouter, defaultIssuer } from './receipts/index.js';
 import { SecretSigningKeyStore } from './kube/signing-keys.js';
 import { loadAuditKey } from './kube/audit-key.js';
 import { LedgerPodSlots } from './kube/pod-slots.js';
@@ -133,15 +133,20 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
   await retrying('starting the webhook certificate', () => certs.start(), logger);
   const keys = new KeyManager({ store: new SecretSigningKeyStore(cluster.api, config.namespace), logger });
   await retrying('loading the receipt signing keys', () => keys.start(), logger);
+  const admission = webhookDeps(cluster, reviews, config.namespace, logger, metrics);
   const deps: WebhookDeps = {
-    ...webhookDeps(cluster, reviews, config.namespace, logger, metrics),
-    receipts: {
+    ...admission,
+    // Task receipts share the port, the Service and the certificate with the admission routes.
+    extraRoutes: createReceiptsRouter({
       issuer: defaultIssuer(config.webhookService, config.namespace),
       keys,
       tokenReviewer: reviews,
       taskByServiceAccount: new TaskOfServiceAccount(cluster),
       pods: new TaskPods(cluster),
-    },
+      tasks: admission.tasks,
+      metrics,
+      logger,
+    }),
   };
   // Read once: the API server's client CA changes only with its own configuration (a restart of both).
   const clientCa = config.webhookClientCaFile ? readFileSync(config.webhookClientCaFile, 'utf8') : undefined;

@@ -95,7 +95,7 @@ async function runLifecycles(ns: string, count: number, concurrency: number): Pr
   return out;
 }
 
-/** The invariants of CONTRACT.md, checked against the cluster itself. */
+/** The invariants the README promises (one grant per live task, nothing left after it ends), checked against the cluster itself. */
 async function checkInvariants(ns: string, done: Lifecycle[]): Promise<void> {
   for (const t of done) {
     const want = expected[t.ending];

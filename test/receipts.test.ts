@@ -11,7 +11,7 @@ import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { TaskOfServiceAccount, TaskPods } from '../src/kube/receipt-lookups.js';
 import { Reviews } from '../src/kube/reviews.js';
 import { SIGNING_KEYS_SECRET, SecretSigningKeyStore } from '../src/kube/signing-keys.js';
-import { KeyManager, createReceiptsRouter, type ReceiptsDeps } from '../src/webhook/index.js';
+import { KeyManager, createReceiptsRouter, type ReceiptsDeps } from '../src/receipts/index.js';
 import type { AgentTask } from '../src/api/index.js';
 import { eventually, uniqueName } from './harness/kube.js';
 import type { TestOperator } from './harness/operator.js';

@@ -1,4 +1,4 @@
-// Names users and scripts rely on (CONTRACT.md). Changing one is a breaking change.
+// Names users and scripts rely on (the README and docs name them). Changing one is a breaking change.
 export const GROUP = 'taskgrant.io';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
@@ -31,3 +31,6 @@ export const TOKEN_MIN_EXPIRATION_SECONDS = 600;
 export const TOKEN_FORBIDDEN_EXPIRATION_SECONDS = 3607;
 /** A task token's lifetime when `spec.token.expirationSeconds` is not set. */
 export const DEFAULT_TOKEN_EXPIRATION_SECONDS = 600;
+
+/** The userInfo extra key the API server sets when the caller used a pod-bound ServiceAccount token. */
+export const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';

@@ -1,4 +1,4 @@
-// A task's permission rules flattened into the tuples Cedar decides one by one (CONTRACT.md):
+// A task's permission rules flattened into the tuples Cedar decides one by one:
 // verb x apiGroup x resource x (resourceName or "") x namespace.
 import type { AgentTask, PermissionRule } from './types.js';
 

@@ -151,3 +151,9 @@ export interface TaskApproval {
   metadata: ObjectMeta;
   spec: TaskApprovalSpec;
 }
+
+/** Reads a task from a cache (webhook and receipts both answer from the operator's informer). */
+export interface TaskLookup {
+  /** The AgentTask as the informer cache holds it, or undefined when the cache has not seen it. */
+  get(namespace: string, name: string): AgentTask | undefined;
+}

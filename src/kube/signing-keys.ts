@@ -1,6 +1,6 @@
 // The receipt signing keys as a Secret in the operator namespace, so every replica signs and
 // publishes from the same ring and a restart keeps verifying the receipts already issued. The
-// ring's format belongs to the webhook (src/webhook/receipts/keys.ts); this file only moves the
+// ring's format belongs to the receipts service (src/receipts/keys.ts); this file only moves the
 // document, with the resourceVersion it was read at so concurrent writers never overwrite each
 // other (structurally the webhook's SigningKeyStore).
 import { LABEL_MANAGED_BY, MANAGED_BY } from '../api/index.js';

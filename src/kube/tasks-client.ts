@@ -103,7 +103,7 @@ export class TasksClient {
     return list.items ?? [];
   }
 
-  /** The ConfigMaps whose `.cedar` keys the operator adds to its policy set (CONTRACT.md). */
+  /** The ConfigMaps whose `.cedar` keys the operator adds to its policy set. */
   async listPolicyConfigMaps(operatorNamespace: string): Promise<ConfigMapObject[]> {
     const list = await this.api.get<List<ConfigMapObject>>(`${paths.configMaps(operatorNamespace)}${query({ labelSelector: `${LABEL_POLICY}=true` })}`);
     return list.items ?? [];

@@ -1,4 +1,4 @@
-// Turns policy sources into one checked policy set — or into a list of reasons it was refused. All or nothing (CONTRACT.md): one bad policy anywhere refuses the whole set, because
+// Turns policy sources into one checked policy set — or into a list of reasons it was refused. All or nothing: one bad policy anywhere refuses the whole set, because
 // silently dropping a forbid would widen access.
 import { createHash } from 'node:crypto';
 import { splitPolicies, validatePolicies, type CedarDiagnostic } from './cedar.js';

@@ -50,7 +50,7 @@ export async function readPolicyDir(dir: string): Promise<PolicyDir> {
   return { schemaText, sources };
 }
 
-/** The policies one labelled ConfigMap contributes: every data key ending in `.cedar` (CONTRACT.md). */
+/** The policies one labelled ConfigMap contributes: every data key ending in `.cedar` (as the README documents). */
 export function configMapSources(namespace: string, name: string, data: Readonly<Record<string, string>> | undefined): PolicySource[] {
   return Object.keys(data ?? {})
     .filter((key) => key.endsWith(POLICY_SUFFIX))

@@ -66,8 +66,7 @@ export interface AdmissionReviewResponse {
   response: AdmissionResponse;
 }
 
-/** The extra key the API server sets when the caller used a pod-bound ServiceAccount token. */
-export const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
+export { POD_NAME_EXTRA } from '../api/index.js';
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isString = (v: unknown): v is string => typeof v === 'string';

@@ -20,7 +20,6 @@ import {
 } from './admission.js';
 import type { WebhookDeps } from './deps.js';
 import { guardPod, mutateTaskPod, type PodDeps } from './pods.js';
-import { createReceiptsRouter } from './receipts/router.js';
 import { mutateAgentTask, mutateTaskApproval, validateTaskApproval } from './stamp.js';
 
 export const HANDLERS = ['mutate-pods', 'mutate-agenttasks', 'mutate-taskapprovals', 'validate-pods', 'validate-taskapprovals'] as const;
@@ -111,8 +110,8 @@ export function createApp(deps: WebhookDeps): express.Application {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  // First, so its routes parse their own bodies (a form, a smaller limit) before the JSON parser below.
-  if (deps.receipts) app.use(createReceiptsRouter({ ...deps.receipts, tasks: deps.tasks, metrics, logger, ...(deps.now ? { now: deps.now } : {}) }));
+  // First, so their routes parse their own bodies (a form, a smaller limit) before the JSON parser below.
+  if (deps.extraRoutes) app.use(deps.extraRoutes);
   if (deps.requireClientCert) {
     const admissionPaths = new Set(WEBHOOK_ROUTES.map((route) => route.path));
     // Before the body is read: a caller that is not the API server gets nothing parsed, counted or reviewed.

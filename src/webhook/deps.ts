@@ -1,16 +1,13 @@
 // What the webhook needs from the cluster, as small interfaces main.ts implements over its
 // informer caches and clients. Lookups are synchronous on purpose: an admission answer must never
 // wait on a reconcile or a list call (the API server holds the user's request open meanwhile).
-import type { AgentTask } from '../api/index.js';
+import type { RequestHandler } from 'express';
+import type { TaskLookup } from '../api/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { UserInfo } from './admission.js';
-import type { ReceiptsOptions } from './receipts/ports.js';
 
-export interface TaskLookup {
-  /** The AgentTask as the informer cache holds it, or undefined when the cache has not seen it. */
-  get(namespace: string, name: string): AgentTask | undefined;
-}
+export type { TaskLookup };
 
 export interface SlotClaim {
   namespace: string;
@@ -77,8 +74,8 @@ export interface WebhookDeps {
   /** Largest accepted AdmissionReview body (default 1 MiB; a Pod is at most ~1.5 MiB in etcd, real ones are far smaller). */
   bodyLimitBytes?: number;
   /**
-   * Serves the task receipt endpoints (/v1/token, /v1/verify, /.well-known/*) on the same port
-   * when set; they share `tasks`, `metrics`, `logger` and `now` with the admission handlers.
+   * Other routes served on the same port, before the admission routes parse JSON (operator.ts
+   * mounts the task receipt endpoints here; they parse their own bodies).
    */
-  receipts?: ReceiptsOptions;
+  extraRoutes?: RequestHandler;
 }

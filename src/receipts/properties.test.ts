@@ -3,9 +3,9 @@
 // rather than from the tuples the receipt carries.
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import type { PermissionRule } from '../../api/index.js';
-import { silentLogger } from '../../telemetry/logger.js';
-import { Metrics } from '../../telemetry/metrics.js';
+import type { PermissionRule } from '../api/index.js';
+import { silentLogger } from '../telemetry/logger.js';
+import { Metrics } from '../telemetry/metrics.js';
 import { exchangeToken } from './exchange.js';
 import { KeyRing } from './keys.js';
 import { Clock, FakeReviewer, ISSUER, NS, POD_TOKEN, ReceiptCluster, T0, task } from './kit.test-support.js';

@@ -1,10 +1,10 @@
 // What the receipt endpoints need from the cluster and from the key manager, as small interfaces
 // that src/kube implements (reviews.ts, receipt-lookups.ts, signing-keys.ts). The lookups are
 // synchronous, over informer caches: a token exchange must never wait on a list call.
-import type { AgentTask } from '../../api/index.js';
-import type { Logger } from '../../telemetry/logger.js';
-import type { Metrics } from '../../telemetry/metrics.js';
-import type { TaskLookup } from '../deps.js';
+import type { AgentTask } from '../api/index.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { TaskLookup } from '../api/index.js';
 import type { SigningKey } from './keys.js';
 
 /** The caller of a token, as a TokenReview reports it. */

@@ -8,7 +8,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type Cry
 import type { KeySource } from './ports.js';
 
 export const RECEIPT_ALG = 'ES256';
-/** No receipt lives longer than this (CONTRACT.md); it also bounds how long a retired key stays published. */
+/** No receipt lives longer than this (the README's promise); it also bounds how long a retired key stays published. */
 export const MAX_RECEIPT_LIFETIME_SECONDS = 600;
 
 export interface PublicJwk {

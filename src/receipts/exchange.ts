@@ -6,8 +6,8 @@
 // that pod is one of the task's pods. Any doubt is a refusal.
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { ANNOTATION_POD_TASK_UID, LABEL_TASK, serviceAccountOf, type AgentTask } from '../../api/index.js';
-import { POD_NAME_EXTRA } from '../admission.js';
+import { ANNOTATION_POD_TASK_UID, LABEL_TASK, serviceAccountOf, type AgentTask } from '../api/index.js';
+import { POD_NAME_EXTRA } from '../api/index.js';
 import { subjectOf, taskClaims, taskLiveness, type ReceiptClaims } from './claims.js';
 import { MAX_RECEIPT_LIFETIME_SECONDS, RECEIPT_ALG } from './keys.js';
 import type { ReceiptsDeps, TokenReviewOutcome } from './ports.js';

@@ -1,13 +1,12 @@
 // Test support for the receipt unit tests: a fake TokenReview, an in-memory cluster behind the
 // lookup interfaces, a settable clock, and the receipts served by the real createApp.
+import express from 'express';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { AgentTask, PermissionRule, Phase } from '../../api/index.js';
-import { createLogger } from '../../telemetry/logger.js';
-import { Metrics } from '../../telemetry/metrics.js';
-import { POD_NAME_EXTRA } from '../admission.js';
-import { createApp } from '../app.js';
-import { FakeCluster } from '../fixtures/kit.js';
+import { POD_NAME_EXTRA, type AgentTask, type PermissionRule, type Phase } from '../api/index.js';
+import { createLogger } from '../telemetry/logger.js';
+import { Metrics } from '../telemetry/metrics.js';
+import { createReceiptsRouter } from './router.js';
 import { POD_UID_EXTRA } from './exchange.js';
 import type { SaveResult, SigningKeyStore, StoredKeys } from './manager.js';
 import type { KeySource, PodFacts, PodLookup, ReceiptsOptions, TaskByServiceAccount, TokenReviewOutcome, TokenReviewer } from './ports.js';
@@ -148,22 +147,13 @@ export interface Served {
   close(): Promise<void>;
 }
 
-/** The receipts mounted by createApp (as main.ts will), on a loopback port. */
+/** The receipts router on an express app of its own, on a loopback port. */
 export async function serve(cluster: ReceiptCluster, reviewer: TokenReviewer, keys: KeySource, clock: Clock, extra: Partial<ReceiptsOptions> = {}): Promise<Served> {
   const metrics = new Metrics();
   const logLines: string[] = [];
   const logger = createLogger('debug', { write: (line: string) => void logLines.push(line) });
-  const admission = new FakeCluster();
-  const app = createApp({
-    tasks: cluster.taskLookup,
-    slots: admission,
-    serviceAccounts: admission,
-    accessReviewer: admission,
-    metrics,
-    logger,
-    now: clock.now,
-    receipts: { issuer: ISSUER, keys, tokenReviewer: reviewer, taskByServiceAccount: cluster.byServiceAccount, pods: cluster.pods, ...extra },
-  });
+  const app = express();
+  app.use(createReceiptsRouter({ issuer: ISSUER, keys, tokenReviewer: reviewer, taskByServiceAccount: cluster.byServiceAccount, pods: cluster.pods, tasks: cluster.taskLookup, metrics, logger, now: clock.now, ...extra }));
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { silentLogger } from '../../telemetry/logger.js';
+import { silentLogger } from '../telemetry/logger.js';
 import { KeyRing, encodeKeyRing } from './keys.js';
 import { Clock, MemoryStore, T0 } from './kit.test-support.js';
 import { KeyManager } from './manager.js';

@@ -2,7 +2,7 @@
 // resource. Unlike checking the JWT locally, this also sees revocation: once the task is revoked,
 // expired or gone the answer is "no", even while the receipt's own `exp` lies ahead.
 import { createLocalJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
-import { tupleCovered, type PermissionTuple } from '../../api/index.js';
+import { tupleCovered, type PermissionTuple } from '../api/index.js';
 import { parseTaskClaims, taskLiveness, type TaskClaims } from './claims.js';
 import { RECEIPT_ALG } from './keys.js';
 import type { ReceiptsDeps } from './ports.js';

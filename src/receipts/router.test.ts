@@ -1,13 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { SignJWT, createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
-import type { AgentTask } from '../../api/index.js';
-import { silentLogger } from '../../telemetry/logger.js';
-import { Metrics } from '../../telemetry/metrics.js';
-import { createApp } from '../app.js';
-import { FakeCluster } from '../fixtures/kit.js';
+import type { AgentTask } from '../api/index.js';
 import { KeyRing, generateSigningKey } from './keys.js';
 import {
   Clock,
@@ -372,20 +366,4 @@ describe('POST /v1/verify', () => {
   });
 });
 
-describe('createApp without receipts', () => {
-  it('serves none of the receipt endpoints', async () => {
-    const admission = new FakeCluster();
-    const app = createApp({ tasks: admission, slots: admission, serviceAccounts: admission, accessReviewer: admission, metrics: new Metrics(), logger: silentLogger() });
-    const server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
-    });
-    try {
-      const port = (server.address() as AddressInfo).port;
-      const res = await fetch(`http://127.0.0.1:${port}/v1/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form(EXCHANGE) });
-      expect(res.status).toBe(404);
-      expect(await res.text()).not.toContain('access_token');
-    } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
-  });
-});
+

@@ -1,4 +1,4 @@
-// Task receipts (CONTRACT.md "Task receipts"): token exchange, JWKS and discovery, verify.
+// Task receipts (README, "Task receipts"): token exchange, JWKS and discovery, verify.
 export { objectiveSha256, taskLiveness, type Liveness, type ReceiptClaims, type TaskClaims } from './claims.js';
 export { JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT_TYPE, type OAuthErrorCode, type TokenResponse } from './exchange.js';
 export { KeyRing, MAX_RECEIPT_LIFETIME_SECONDS, RECEIPT_ALG, decodeKeyRing, encodeKeyRing, generateSigningKey, type PublicJwk, type SigningKey } from './keys.js';

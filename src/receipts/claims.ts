@@ -2,7 +2,7 @@
 // and JSON-only so a backend can enforce them with any JWT library: permissions are the task's
 // own permission tuples (an unnamed tuple covers every name), exactly what Cedar decided on.
 import { createHash } from 'node:crypto';
-import { ANNOTATION_REVOKE, LIVE_PHASES, expandPermissions, type AgentTask, type PermissionTuple } from '../../api/index.js';
+import { ANNOTATION_REVOKE, LIVE_PHASES, expandPermissions, type AgentTask, type PermissionTuple } from '../api/index.js';
 
 export interface TaskClaims {
   task_uid: string;
@@ -32,7 +32,7 @@ export function objectiveSha256(objective: string): string {
   return createHash('sha256').update(objective, 'utf8').digest('hex');
 }
 
-/** `sub`: the Cedar principal id (CONTRACT.md), so receipts and policies name agents alike. */
+/** `sub`: the Cedar principal id (`<namespace>/<agent>`), so receipts and policies name agents alike. */
 export function subjectOf(task: AgentTask): string {
   return `${task.metadata.namespace}/${task.spec.agent}`;
 }

@@ -6,7 +6,7 @@
 // `leadMs` ahead of their activation, longer than a reload takes to reach every replica, and a
 // replica whose last successful reload is older than that stops signing (fail closed) rather than
 // sign with a key the others may already be retiring.
-import type { Logger } from '../../telemetry/logger.js';
+import type { Logger } from '../telemetry/logger.js';
 import { DEFAULT_CLOCK_SKEW_MS, KeyRing, MAX_RECEIPT_LIFETIME_SECONDS, decodeKeyRing, encodeKeyRing, type KeyRingOptions, type SigningKey } from './keys.js';
 import type { KeySource } from './ports.js';
 
