@@ -193,4 +193,18 @@ describe('Informer: write-through', () => {
     expect(informer.get('ops', 'a')).toBeUndefined();
     expect(events).toEqual(['add a@a0', 'update a@w1', 'delete a@w1']);
   });
+
+  it('applies at once a deletion our write caused and a new object under the same name', async () => {
+    await start(list('r1', { ...cm('a', 'a0'), metadata: { ...cm('a', 'a0').metadata, uid: 'u1' } }));
+    // Our write dropped the last finalizer: the API server deletes the object, with another resourceVersion.
+    informer.upsert({ ...cm('a', 'w1'), metadata: { ...cm('a', 'w1').metadata, uid: 'u1' } });
+    transport.current.send('DELETED', { ...cm('a', 'd2'), metadata: { ...cm('a', 'd2').metadata, uid: 'u1' } });
+    expect(informer.get('ops', 'a')).toBeUndefined();
+    transport.current.send('ADDED', { ...cm('a', 'n3'), metadata: { ...cm('a', 'n3').metadata, uid: 'u2' } });
+    expect(cached('a')).toBe('n3');
+    // And a new object replaces a write-through of the old one it could never be older than.
+    informer.upsert({ ...cm('a', 'w4'), metadata: { ...cm('a', 'w4').metadata, uid: 'u2' } });
+    transport.current.send('ADDED', { ...cm('a', 'n5'), metadata: { ...cm('a', 'n5').metadata, uid: 'u3' } });
+    expect(cached('a')).toBe('n5');
+  });
 });

@@ -265,7 +265,7 @@ export class Informer<T extends KubeObject> {
     for (const key of keys) {
       const listed = fresh.get(key);
       const hold = this.holds.get(key);
-      if (hold && hold.seq > writesBefore && listed?.metadata.resourceVersion !== hold.rv) hold.stream = listed;
+      if (hold && hold.seq > writesBefore && listed !== undefined && listed.metadata.resourceVersion !== hold.rv && listed.metadata.uid === this.store.get(key)?.metadata.uid) hold.stream = listed;
       else {
         this.release(key);
         this.show(key, listed, false);
@@ -351,9 +351,12 @@ export class Informer<T extends KubeObject> {
         const deleted = phase === 'DELETED';
         if (deleted) this.recent.delete(key);
         else this.remember(key, rv);
+        // A deletion is never older than our write (a write to a deleted object fails; ours may
+        // be what deleted it, by dropping the last finalizer), and another uid is another object:
+        // neither waits behind a write-through.
         const hold = this.holds.get(key);
-        if (hold && (deleted || hold.rv !== rv)) {
-          hold.stream = deleted ? undefined : slim(object);
+        if (hold && !deleted && hold.rv !== rv && this.store.get(key)?.metadata.uid === object.metadata.uid) {
+          hold.stream = slim(object);
           return;
         }
         this.release(key);
