@@ -139,7 +139,7 @@ export class ControlPlane {
       ['apiVersion: v1', 'kind: Config', 'users:', "  - name: '*'", '    user:', `      client-certificate: ${files.webhookClientCert}`, `      client-key: ${files.webhookClientKey}`, ''].join('\n'),
       { mode: 0o600 },
     );
-    const webhookAdmission = ['    configuration:', '      apiVersion: apiserver.config.k8s.io/v1', '      kind: WebhookAdmission', `      kubeConfigFile: ${files.webhookKubeconfig}`];
+    const webhookAdmission = ['    configuration:', '      apiVersion: apiserver.config.k8s.io/v1', '      kind: WebhookAdmissionConfiguration', `      kubeConfigFile: ${files.webhookKubeconfig}`];
     writeFileSync(
       files.admissionConfig,
       ['apiVersion: apiserver.config.k8s.io/v1', 'kind: AdmissionConfiguration', 'plugins:', '  - name: ValidatingAdmissionWebhook', ...webhookAdmission, '  - name: MutatingAdmissionWebhook', ...webhookAdmission, ''].join('\n'),
