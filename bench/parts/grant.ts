@@ -1,0 +1,102 @@
+// Grant: one task at a time beside the floor (the same API writes made directly), then a burst.
+import { PhaseWatcher } from '../client.js';
+import { FLOOR_GROUP, installFloorCrd, namespace, operatorMetric, type Env } from '../cluster.js';
+import type { BenchContext, BenchPart } from '../part.js';
+import { percentile, round, runPool, timed } from '../stats.js';
+import { permissions, taskBody, taskPath } from '../tasks.js';
+
+/** A Granted status of the shape and size the operator writes (three conditions, decision, grant). */
+function grantedStatus(name: string, namespace: string): Record<string, unknown> {
+  const now = new Date().toISOString();
+  const until = new Date(Date.now() + 900_000).toISOString();
+  const message = `Granted 4 permission(s) in ${namespace} to ServiceAccount ${name} until ${until}.`;
+  const condition = (type: string, status: string, reason: string, text: string) => ({ type, status, reason, message: text, lastTransitionTime: now });
+  return {
+    phase: 'Granted',
+    reason: 'PolicyAllowed',
+    message,
+    observedGeneration: 1,
+    conditions: [condition('Ready', 'True', 'PolicyAllowed', message), condition('PolicyAllowed', 'True', 'PolicyAllowed', message), condition('Revoked', 'False', 'NotRevoked', 'The grant has not been revoked.')],
+    decision: { allowed: true, determiningPolicies: ['permit-read-own-namespace'], errors: [], evaluatedAt: now, policyRevision: '875c418b065c' },
+    grant: { serviceAccount: name, role: name, roleBinding: name, namespaces: [namespace], issuedAt: now, expiresAt: until, pods: [] },
+  };
+}
+
+async function benchGrant({ root, results }: BenchContext, env: Env): Promise<void> {
+  const ns = await namespace(env.client, 'bench-grant');
+  const base = await namespace(env.client, 'bench-baseline');
+  await installFloorCrd(env.client, root);
+  const watcher = new PhaseWatcher(env.kubeconfig, ns);
+  await watcher.start();
+  const n = 60;
+  const ours = async (i: number) => {
+    await env.client.must('POST', taskPath(ns), taskBody(`g-${i}`, `grant-agent-${i}`));
+    await watcher.waitFor(`g-${i}`, ['Granted']);
+  };
+  // The floor: the API writes a grant consists of, made directly one after another by a script
+  // with no webhook, no policy, no queue and no watch: the task object (created as the admin, like
+  // ours), then, with an identity holding the operator's RBAC, a ServiceAccount, a Role, a
+  // RoleBinding and the Granted status patch. The task object is an AgentTask of the floor CRD
+  // (the same schema, nothing acts on it). `objectKind` 'ConfigMap' is the floor used before (a
+  // ConfigMap for the task), kept as a second figure: a CRD object costs the API server more.
+  const baseline = async (i: number, objectKind: 'AgentTask' | 'ConfigMap') => {
+    const name = `${objectKind === 'AgentTask' ? 'b' : 'c'}-${i}`;
+    const floorPath = `/apis/${FLOOR_GROUP}/v1alpha1/namespaces/${base}/agenttasks`;
+    if (objectKind === 'AgentTask') await env.client.must('POST', floorPath, { ...taskBody(name, `floor-agent-${i}`), apiVersion: `${FLOOR_GROUP}/v1alpha1` });
+    else await env.client.must('POST', `/api/v1/namespaces/${base}/configmaps`, { metadata: { name }, data: { objective: 'benchmark task' } });
+    const token = env.floorToken;
+    await env.client.must('POST', `/api/v1/namespaces/${base}/serviceaccounts`, { metadata: { name }, automountServiceAccountToken: false }, undefined, token);
+    await env.client.must('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${base}/roles`, { metadata: { name }, rules: permissions }, undefined, token);
+    const binding = { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name, namespace: base }] };
+    await env.client.must('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${base}/rolebindings`, binding, undefined, token);
+    const merge = 'application/merge-patch+json';
+    if (objectKind === 'AgentTask') await env.client.must('PATCH', `${floorPath}/${name}/status`, { status: grantedStatus(name, base) }, merge, token);
+    else await env.client.must('PATCH', `/api/v1/namespaces/${base}/configmaps/${name}`, { data: { phase: 'Granted' } }, merge, token);
+  };
+  await timed(10, 1, (i) => ours(1000 + i));
+  await timed(10, 1, (i) => baseline(1000 + i, 'AgentTask'));
+  await timed(10, 1, (i) => baseline(1000 + i, 'ConfigMap'));
+  const policyBefore = [await operatorMetric(env, 'taskgrant_policy_evaluation_seconds_sum'), await operatorMetric(env, 'taskgrant_policy_evaluation_seconds_count')];
+  const ourSamples: number[] = [];
+  const baseSamples: number[] = [];
+  const configMapSamples: number[] = [];
+  // Interleaved, so all three see the same machine noise.
+  for (let i = 0; i < n; i += 1) {
+    ourSamples.push(...(await timed(1, 1, () => ours(i))));
+    baseSamples.push(...(await timed(1, 1, () => baseline(i, 'AgentTask'))));
+    configMapSamples.push(...(await timed(1, 1, () => baseline(i, 'ConfigMap'))));
+  }
+  watcher.stop();
+  const policyAfter = [await operatorMetric(env, 'taskgrant_policy_evaluation_seconds_sum'), await operatorMetric(env, 'taskgrant_policy_evaluation_seconds_count')];
+  results.grant = {
+    ...results.grant,
+    n,
+    // Inside the operator, one decision at a time (caches cold between tasks), as its own histogram saw it.
+    operator_policy_mean_ms: round(((policyAfter[0]! - policyBefore[0]!) / Math.max(1, policyAfter[1]! - policyBefore[1]!)) * 1000),
+    p50_ms: round(percentile(ourSamples, 50)),
+    p99_ms: round(percentile(ourSamples, 99)),
+    baseline_p50_ms: round(percentile(baseSamples, 50)),
+    baseline_p99_ms: round(percentile(baseSamples, 99)),
+    ratio_p50: round(percentile(ourSamples, 50) / percentile(baseSamples, 50), 2),
+    configmap_baseline_p50_ms: round(percentile(configMapSamples, 50)),
+    configmap_ratio_p50: round(percentile(ourSamples, 50) / percentile(configMapSamples, 50), 2),
+  };
+}
+
+async function benchBurst({ results }: BenchContext, env: Env): Promise<void> {
+  const ns = await namespace(env.client, 'bench-burst');
+  const watcher = new PhaseWatcher(env.kubeconfig, ns);
+  await watcher.start();
+  const n = 500;
+  const names = Array.from({ length: n }, (_, i) => `burst-${i}`);
+  const start = performance.now();
+  const granted = names.map((name) => watcher.waitFor(name, ['Granted'], 120_000));
+  await runPool(names, 64, async (name, i) => void (await env.client.must('POST', taskPath(ns), taskBody(name, `burst-agent-${i}`))));
+  const times = await Promise.all(granted);
+  const elapsed = (Math.max(...times) - start) / 1000;
+  watcher.stop();
+  results.grant = { ...results.grant, burst_n: n, burst_seconds: round(elapsed, 2), burst_per_s: round(n / elapsed, 1) };
+}
+
+export const grantPart: BenchPart<Env> = { name: 'grant', title: 'grant latency vs baseline', run: benchGrant };
+export const burstPart: BenchPart<Env> = { name: 'burst', title: 'burst of 500 tasks', run: benchBurst };
