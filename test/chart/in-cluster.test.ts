@@ -5,7 +5,11 @@
 // revokes every live task before the operator goes.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
-import { adminConfig, createNamespace, eventually, uniqueName } from '../harness/kube.js';
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { webhookClientFiles } from '../harness/controlplane.js';
+import { webhookRequestTo } from '../harness/security.js';
+import { adminConfig, createNamespace, eventually, statusOfCall, uniqueName } from '../harness/kube.js';
 import { operatorImage } from '../harness/project-images.js';
 import { agentReport, createAgentPod, mountedToken, refusedFromNowOn, release, testNodeToleration, waitForPodPhase } from '../harness/real-pods.js';
 import { TaskHelper, intentOf, readPods } from '../harness/tasks.js';
@@ -24,11 +28,13 @@ let installed = false;
 
 const kubeconfig = () => process.env.TASKGRANT_TEST_KUBECONFIG ?? '';
 const [repository, tag] = operatorImage.split(':') as [string, string];
+// The local API server presents its webhook client certificate: the chart's pods answer only it.
 const values = () =>
   valuesFile({
     image: { repository, tag, pullPolicy: 'Never' },
     tolerations: [testNodeToleration],
     logLevel: 'debug',
+    webhook: { clientCA: readFileSync(webhookClientFiles(dirname(kubeconfig())).webhookClientCa, 'utf8') },
   });
 
 /** The Deployment has rolled out: every replica of its newest template is Ready and no other is left. */
@@ -47,6 +53,23 @@ async function rolledOut(): Promise<k8s.V1Pod[]> {
     'the operator Deployment to roll out',
     240_000,
     500,
+  ).then(async (pods) => {
+    await webhookReachable();
+    return pods;
+  });
+}
+
+/**
+ * The rolled-out pods answer through the Service as the API server reaches it: endpoints and
+ * kube-proxy follow a roll a moment later. A dry run (no object is made) takes the same path.
+ */
+async function webhookReachable(): Promise<void> {
+  const probe = { apiVersion: 'taskgrant.io/v1alpha1', kind: 'AgentTask', metadata: { name: uniqueName('probe') }, spec: { agent: 'probe', intent: intentOf(readPods) } };
+  await eventually(
+    async () => (await statusOfCall(() => tasks.custom.createNamespacedCustomObject({ group: 'taskgrant.io', version: 'v1alpha1', namespace: workNs, plural: 'agenttasks', body: probe, dryRun: 'All' }))) === 200,
+    'the webhook to answer through its Service',
+    60_000,
+    250,
   );
 }
 
@@ -85,6 +108,14 @@ describe('the chart, installed with the image built here', () => {
     const holder = await eventually(async () => (await leader()) || undefined, 'a leader', 60_000, 500);
     expect(pods.map((p) => p.metadata?.name)).toContain(holder.split('_')[0]);
   }, 300_000);
+
+  it('answers admission calls only from the API server (webhook.clientCA)', async () => {
+    const [pod] = await rolledOut();
+    // Straight to a pod's webhook port from the node, with no client certificate.
+    const res = await webhookRequestTo(pod?.status?.podIP ?? '', 9443, '', { method: 'POST', path: '/mutate/agenttasks', body: '{}', headers: { 'Content-Type': 'application/json' } }, 'anyone', false);
+    expect(res.status).toBe(403);
+    expect(res.body).toMatch(/only the API server may call the admission routes/);
+  }, 120_000);
 
   it('grants, admits (webhook through the Service) and revokes a task for a real agent pod', async () => {
     const name = uniqueName('real');
