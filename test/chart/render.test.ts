@@ -183,10 +183,12 @@ describe('helm template with default values', () => {
   });
 });
 
+const CLIENT_CA = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----';
+
 describe('helm template with non-default values', () => {
   const custom = {
     certMode: 'cert-manager',
-    webhook: { url: 'https://127.0.0.1:19443', excludedNamespaces: ['legacy'] },
+    webhook: { url: 'https://127.0.0.1:19443', excludedNamespaces: ['legacy'], clientCA: CLIENT_CA },
     replicaCount: 3,
     logLevel: 'debug',
     leaderElection: { leaseName: 'tg-leader' },
@@ -205,6 +207,14 @@ describe('helm template with non-default values', () => {
   let objects: Manifest[];
   beforeAll(async () => {
     objects = await render(RELEASE, ns, custom);
+  });
+
+  it('mounts the API server client CA and points the operator at it', () => {
+    expect(find(objects, 'ConfigMap', `${FULLNAME}-webhook-client-ca`)).toMatchObject({ data: { 'ca.crt': `${CLIENT_CA}\n` } });
+    const deployment = find(objects, 'Deployment') as { spec: { template: { spec: { containers: Array<{ args: string[]; volumeMounts: Array<{ name: string; mountPath: string }> }> } } } };
+    const operator = deployment.spec.template.spec.containers[0]!;
+    expect(operator.args).toContain('--webhook-client-ca=/etc/taskgrant/webhook-client-ca/ca.crt');
+    expect(operator.volumeMounts).toContainEqual(expect.objectContaining({ name: 'webhook-client-ca', mountPath: '/etc/taskgrant/webhook-client-ca' }));
   });
 
   it('renders cert-manager and ServiceMonitor objects, and everything else is accepted by the API server', async () => {
