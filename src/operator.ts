@@ -16,7 +16,6 @@ import { ensureNamespace, installCrds, installGuards } from './kube/manifests.js
 import { Reviews } from './kube/reviews.js';
 import { SecretTlsStore } from './kube/tls-store.js';
 import { CaBundleInjector, installWebhookConfigurations } from './kube/webhook-config.js';
-import { ANNOTATION_POD_SLOT, ANNOTATION_POD_TASK_UID, LABEL_TASK } from './api/index.js';
 import { WEBHOOK_ROUTES, createApp, serveHttps, type HttpsHandle, type WebhookDeps } from './webhook/index.js';
 import { FileCerts, SelfManagedCerts, type CertSource } from './webhook/tls.js';
 import { KeyManager, createReceiptsRouter, defaultIssuer } from './receipts/index.js';
@@ -24,7 +23,7 @@ import { SecretSigningKeyStore } from './kube/signing-keys.js';
 import { loadAuditKey } from './kube/audit-key.js';
 import { LedgerPodSlots } from './kube/pod-slots.js';
 import { LeaderElector } from './kube/leader.js';
-import { TaskOfServiceAccount, TaskPods } from './kube/receipt-lookups.js';
+import { ManagedServiceAccounts, TaskOfServiceAccount, TaskPods, heldSlots } from './kube/lookups.js';
 import { startHealthServer, type RunningServer } from './telemetry/health.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
@@ -234,16 +233,8 @@ function webhookDeps(cluster: KubeCluster, reviews: Reviews, namespace: string, 
     logger,
     metrics,
     tasks: { get: (namespace, name) => cluster.task(namespace, name) },
-    slots: new LedgerPodSlots(cluster.api, namespace, (ns, taskName, taskUid) =>
-      cluster
-        .podsOfTask(ns, taskName)
-        .filter((p) => p.metadata.annotations?.[ANNOTATION_POD_TASK_UID] === taskUid && !p.metadata.deletionTimestamp && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed')
-        .map((p) => p.metadata.annotations?.[ANNOTATION_POD_SLOT] ?? p.metadata.name),
-    ),
-    serviceAccounts: {
-      isManaged: (namespace, name) => cluster.managedServiceAccount(namespace, name) !== undefined,
-      taskOf: (namespace, name) => cluster.managedServiceAccount(namespace, name)?.metadata.labels?.[LABEL_TASK],
-    },
+    slots: new LedgerPodSlots(cluster.api, namespace, (ns, taskName, taskUid) => heldSlots(cluster, ns, taskName, taskUid)),
+    serviceAccounts: new ManagedServiceAccounts(cluster),
     accessReviewer: {
       canApprove: (user, namespace) => reviews.userCan(user, { verb: 'approve', group: 'taskgrant.io', resource: 'agenttasks', namespace }),
     },

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
-import { TaskOfServiceAccount, TaskPods } from '../src/kube/receipt-lookups.js';
+import { TaskOfServiceAccount, TaskPods } from '../src/kube/lookups.js';
 import { Reviews } from '../src/kube/reviews.js';
 import { SIGNING_KEYS_SECRET, SecretSigningKeyStore } from '../src/kube/signing-keys.js';
 import { KeyManager, createReceiptsRouter, type ReceiptsDeps } from '../src/receipts/index.js';

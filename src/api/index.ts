@@ -5,3 +5,4 @@ export * from './permissions.js';
 export * from './sensitivity.js';
 export * from './types.js';
 export * from './naming.js';
+export * from './identity.js';

@@ -88,7 +88,7 @@ export class TaskController {
   }
 
   private observe(key: string): void {
-    if (!this.observed.has(key)) this.observed.set(key, Date.now());
+    if (!this.observed.has(key)) this.observed.set(key, this.options.reconciler.clock.now());
   }
 
   private enqueue(key: string): void {

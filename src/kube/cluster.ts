@@ -262,8 +262,4 @@ export class KubeCluster {
       count: 1,
     });
   }
-
-  logSyncState(): void {
-    this.logger.debug({ tasks: this.tasks.size, pods: this.pods.size, serviceAccounts: this.serviceAccounts.size }, 'cache sizes');
-  }
 }

@@ -35,12 +35,7 @@ export interface SecretObject extends KubeObject {
   data?: Record<string, string>;
 }
 
-export interface UserInfo {
-  username?: string;
-  uid?: string;
-  groups?: string[];
-  extra?: Record<string, string[]>;
-}
+export type { UserInfo } from '../api/index.js';
 
 /** The objects a task's grant consists of. */
 export type ManagedKind = 'ServiceAccount' | 'Role' | 'RoleBinding';

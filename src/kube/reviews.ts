@@ -2,22 +2,13 @@
 // whether a user may do something. Both fail closed: any error is "not authenticated" /
 // "not allowed", never an exception that a caller might treat as success.
 import { paths, type KubeApi } from './api.js';
-import type { UserInfo } from './objects.js';
+import type { TokenReviewOutcome, UserInfo } from '../api/index.js';
 
-export interface TokenIdentity {
-  username: string;
-  uid: string;
-  groups: string[];
-  extra: Record<string, string[]>;
-  audiences: string[];
-}
-
-export type TokenReviewResult = { authenticated: true; identity: TokenIdentity } | { authenticated: false; error: string };
 
 export class Reviews {
   constructor(private readonly api: KubeApi) {}
 
-  async reviewToken(token: string, audiences: string[] = []): Promise<TokenReviewResult> {
+  async reviewToken(token: string, audiences: string[] = []): Promise<TokenReviewOutcome> {
     try {
       const review = await this.api.create<{ status?: { authenticated?: boolean; error?: string; audiences?: string[]; user?: UserInfo & { extra?: Record<string, string[]> } } }>(
         paths.tokenReviews(),

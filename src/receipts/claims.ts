@@ -2,7 +2,7 @@
 // and JSON-only so a backend can enforce them with any JWT library: permissions are the task's
 // own permission tuples (an unnamed tuple covers every name), exactly what Cedar decided on.
 import { createHash } from 'node:crypto';
-import { ANNOTATION_REVOKE, LIVE_PHASES, expandPermissions, type AgentTask, type PermissionTuple } from '../api/index.js';
+import { isString, ANNOTATION_REVOKE, LIVE_PHASES, expandPermissions, type AgentTask, type PermissionTuple } from '../api/index.js';
 
 export interface TaskClaims {
   task_uid: string;
@@ -51,7 +51,6 @@ export function taskClaims(task: AgentTask, pod: string): TaskClaims {
   };
 }
 
-const isString = (v: unknown): v is string => typeof v === 'string';
 const isTuple = (v: unknown): v is PermissionTuple =>
   typeof v === 'object' && v !== null && (['verb', 'apiGroup', 'resource', 'name', 'namespace'] as const).every((k) => isString((v as Record<string, unknown>)[k]));
 

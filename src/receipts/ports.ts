@@ -1,22 +1,13 @@
 // What the receipt endpoints need from the cluster and from the key manager, as small interfaces
-// that src/kube implements (reviews.ts, receipt-lookups.ts, signing-keys.ts). The lookups are
+// that src/kube implements (reviews.ts, lookups.ts, signing-keys.ts). The lookups are
 // synchronous, over informer caches: a token exchange must never wait on a list call.
-import type { AgentTask } from '../api/index.js';
+import type { AgentTask, PodFacts, ReviewedIdentity, TokenReviewOutcome } from '../api/index.js';
+
+export type { PodFacts, ReviewedIdentity, TokenReviewOutcome };
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { TaskLookup } from '../api/index.js';
 import type { SigningKey } from './keys.js';
-
-/** The caller of a token, as a TokenReview reports it. */
-export interface ReviewedIdentity {
-  username: string;
-  uid: string;
-  groups: string[];
-  /** Carries `authentication.kubernetes.io/pod-name` / `pod-uid` for pod-bound tokens. Never logged. */
-  extra: Record<string, string[]>;
-}
-
-export type TokenReviewOutcome = { authenticated: true; identity: ReviewedIdentity } | { authenticated: false; error: string };
 
 export interface TokenReviewer {
   /**
@@ -32,17 +23,6 @@ export interface TaskByServiceAccount {
    * `taskgrant.io/task` label), or undefined when it is no task's ServiceAccount.
    */
   find(namespace: string, serviceAccount: string): AgentTask | undefined;
-}
-
-/** The facts about a pod that decide whether it is a task's pod. */
-export interface PodFacts {
-  uid?: string;
-  serviceAccountName?: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  phase?: string;
-  /** deletionTimestamp is set. */
-  terminating: boolean;
 }
 
 export interface PodLookup {

@@ -1,6 +1,6 @@
 // AdmissionReview v1 (admission.k8s.io/v1): only the fields taskgrant reads or writes.
 // The API server is the only caller; everything else that arrives is refused with a parse error.
-import type { Parsed } from '../api/index.js';
+import { isRecord, isString, type Parsed, type UserInfo } from '../api/index.js';
 import type { Patch } from './jsonpatch.js';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
@@ -8,16 +8,7 @@ export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 export const OPERATIONS = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
-/**
- * The authenticated caller as the API server saw it. `extra` may hold credential ids
- * (`authentication.kubernetes.io/credential-id`): it is passed to access reviews, never logged.
- */
-export interface UserInfo {
-  username?: string;
-  uid?: string;
-  groups?: string[];
-  extra?: Record<string, string[]>;
-}
+export type { UserInfo };
 
 export interface GroupVersionKind {
   group: string;
@@ -68,8 +59,6 @@ export interface AdmissionReviewResponse {
 
 export { POD_NAME_EXTRA } from '../api/index.js';
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isString = (v: unknown): v is string => typeof v === 'string';
 const isOptionalString = (v: unknown): v is string | undefined => v === undefined || isString(v);
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
 

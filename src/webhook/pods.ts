@@ -1,21 +1,7 @@
 // Task pods: `/mutate/pods` hands a pod its task's identity and nothing else; `/validate/pods`
 // (the identity guard) keeps every other pod away from that identity.
 import { posix } from 'node:path';
-import {
-  ANNOTATION_POD_SLOT,
-  ANNOTATION_POD_TASK_UID,
-  DEFAULT_TOKEN_EXPIRATION_SECONDS,
-  LABEL_TASK,
-  LIVE_PHASES,
-  TOKEN_FILE,
-  TOKEN_FILE_ENV,
-  TOKEN_FORBIDDEN_EXPIRATION_SECONDS,
-  TOKEN_MIN_EXPIRATION_SECONDS,
-  TOKEN_MOUNT_PATH,
-  TOKEN_VOLUME,
-  type AgentTask,
-  type Parsed,
-} from '../api/index.js';
+import { isString, isRecord, ANNOTATION_POD_SLOT, ANNOTATION_POD_TASK_UID, DEFAULT_TOKEN_EXPIRATION_SECONDS, LABEL_TASK, LIVE_PHASES, TOKEN_FILE, TOKEN_FILE_ENV, TOKEN_FORBIDDEN_EXPIRATION_SECONDS, TOKEN_MIN_EXPIRATION_SECONDS, TOKEN_MOUNT_PATH, TOKEN_VOLUME, type AgentTask, type Parsed } from '../api/index.js';
 import { isTaskServiceAccountName } from '../api/naming.js';
 import { allow, allowPatch, deny, type AdmissionRequest, type MutationVerdict, type ValidationVerdict } from './admission.js';
 import type { PodSlots, ServiceAccountLookup, TaskLookup } from './deps.js';
@@ -83,8 +69,6 @@ const DEFAULT_SERVICE_ACCOUNT = 'default';
 const CLUSTER_CA_CONFIGMAP = 'kube-root-ca.crt';
 const tokenDir = posix.normalize(TOKEN_MOUNT_PATH).replace(/\/+$/, '');
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isString = (v: unknown): v is string => typeof v === 'string';
 const isStringMap = (v: unknown): v is Record<string, string> => isRecord(v) && Object.values(v).every(isString);
 const isNamedList = (v: unknown, also: (item: Record<string, unknown>) => boolean = () => true): boolean =>
   Array.isArray(v) && v.every((item) => isRecord(item) && isString(item.name) && also(item));

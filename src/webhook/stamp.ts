@@ -7,18 +7,7 @@
 // validating handler still refuses an UPDATE that changes spec, in case a CRD is installed
 // without its CEL rules.
 import { isDeepStrictEqual } from 'node:util';
-import {
-  AGENT_TASK_KIND,
-  AGENT_TASK_PLURAL,
-  FINALIZER,
-  GROUP,
-  TASK_APPROVAL_KIND,
-  parseAgentTask,
-  parseTaskApproval,
-  targetNamespaces,
-  taskIdentityOf,
-  type Requester,
-} from '../api/index.js';
+import { isRecord, AGENT_TASK_KIND, AGENT_TASK_PLURAL, FINALIZER, GROUP, TASK_APPROVAL_KIND, parseAgentTask, parseTaskApproval, targetNamespaces, taskIdentityOf, type Requester } from '../api/index.js';
 import {
   POD_NAME_EXTRA,
   allow,
@@ -32,7 +21,6 @@ import {
 import type { AccessReviewer, ServiceAccountLookup, TaskLookup } from './deps.js';
 import { add } from './jsonpatch.js';
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The caller as a Requester (the same shape serves as `approver`). */
 export function requesterOf(user: UserInfo): Requester {

@@ -6,7 +6,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { parseAllDocuments } from 'yaml';
-import { AGENT_TASK_KIND, parseAgentTask, type AgentTask } from '../../api/index.js';
+import { isRecord, AGENT_TASK_KIND, parseAgentTask, type AgentTask } from '../../api/index.js';
 import { decisionResult, describeTuple, type Decision, type DecisionResult, type PolicyEngine } from '../../policy/index.js';
 import type { CommandContext } from '../context.js';
 import { NONE, formatStructured, formatTable, unreachable } from '../format.js';
@@ -87,7 +87,6 @@ async function readSource(path: string, io: CliIO): Promise<string> {
   return readFile(path, 'utf8');
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * The AgentTasks in one file's documents, with the CRD defaults applied. Lists (`kubectl get -o
