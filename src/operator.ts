@@ -95,8 +95,8 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     engine,
     policyDir: config.policyDir,
     namespace: config.namespace,
-    kc,
-    api: cluster.api,
+    configMaps: { list: () => cluster.policyConfigMaps.list(), on: (handler) => cluster.policyConfigMaps.on(() => handler()), start: () => cluster.policyConfigMaps.start(), stop: () => cluster.policyConfigMaps.stop() },
+    reportRejection: (cm, message) => cluster.reportPolicyRejection(cm, message),
     logger,
     metrics,
     onLoaded: (revision) => {

@@ -2,42 +2,46 @@
 // labelled taskgrant.io/policy=true in the operator namespace. Each change loads the whole set;
 // a set that fails is refused whole (the engine keeps the last good one) and reported.
 import { watch, type FSWatcher } from 'node:fs';
-import { LABEL_POLICY } from '../api/index.js';
-import type { KubeApi } from '../kube/api.js';
-import { paths } from '../kube/api.js';
-import type { KubeConfig } from '../kube/client.js';
-import { Informer } from '../kube/informer.js';
-import type { ConfigMapObject } from '../kube/objects.js';
 import { configMapSources, readPolicyDir, type PolicyEngine, type PolicySource } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+
+/** A labelled policy ConfigMap, as much of it as policy sync reads. */
+export interface PolicyConfigMap {
+  metadata: { name: string; namespace?: string; uid?: string };
+  data?: Record<string, string>;
+}
+
+/** The labelled policy ConfigMaps of the operator namespace, kept current (an informer). */
+export interface PolicyConfigMaps {
+  list(): PolicyConfigMap[];
+  on(handler: () => void): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Tells the owner of a refused ConfigMap why (a Warning Event on it); must not throw. */
+export type PolicyRejectionReporter = (configMap: PolicyConfigMap, message: string) => Promise<void>;
 
 export interface PolicySyncOptions {
   engine: PolicyEngine;
   policyDir: string;
   namespace: string;
-  kc: KubeConfig;
-  api: KubeApi;
+  configMaps: PolicyConfigMaps;
+  reportRejection: PolicyRejectionReporter;
   logger: Logger;
   metrics: Metrics;
   onLoaded: (revision: string) => void;
 }
 
 export class PolicySync {
-  private readonly configMaps: Informer<ConfigMapObject>;
+  private readonly configMaps: PolicyConfigMaps;
   private watcher?: FSWatcher;
   private debounce?: NodeJS.Timeout;
   private loading = Promise.resolve();
 
   constructor(private readonly options: PolicySyncOptions) {
-    this.configMaps = new Informer<ConfigMapObject>({
-      kc: options.kc,
-      path: paths.configMaps(options.namespace),
-      resource: 'configmaps',
-      labelSelector: `${LABEL_POLICY}=true`,
-      logger: options.logger,
-      metrics: options.metrics,
-    });
+    this.configMaps = options.configMaps;
     this.configMaps.on(() => this.schedule());
   }
 
@@ -95,23 +99,9 @@ export class PolicySync {
     }
   }
 
-  private async reportRejection(configMaps: ConfigMapObject[], errors: string[]): Promise<void> {
+  private async reportRejection(configMaps: PolicyConfigMap[], errors: string[]): Promise<void> {
     const message = `Policy set refused, the previous set stays in force: ${errors.slice(0, 3).join('; ')}`.slice(0, 1024);
-    for (const cm of configMaps.filter((c) => errors.some((e) => e.includes(`configmap:${c.metadata.namespace}/${c.metadata.name}#`)))) {
-      try {
-        await this.options.api.create(paths.events(cm.metadata.namespace ?? this.options.namespace), {
-          apiVersion: 'v1',
-          kind: 'Event',
-          metadata: { generateName: `${cm.metadata.name}.`, namespace: cm.metadata.namespace },
-          involvedObject: { apiVersion: 'v1', kind: 'ConfigMap', name: cm.metadata.name, namespace: cm.metadata.namespace, uid: cm.metadata.uid },
-          reason: 'PolicyRejected',
-          message,
-          type: 'Warning',
-          source: { component: 'taskgrant' },
-        });
-      } catch (err) {
-        this.options.logger.warn({ err }, 'recording the policy rejection event failed');
-      }
-    }
+    const named = configMaps.filter((c) => errors.some((e) => e.includes(`configmap:${c.metadata.namespace}/${c.metadata.name}#`)));
+    for (const cm of named) await this.options.reportRejection(cm, message);
   }
 }

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import {
   LABEL_MANAGED_BY,
   LABEL_NAMESPACE_SENSITIVITY,
+  LABEL_POLICY,
   LABEL_TASK,
   LABEL_TASK_UID,
   MANAGED_BY,
@@ -53,6 +54,11 @@ export class KubeCluster {
   readonly ledgers: Informer<ConfigMapObject>;
   /** Only namespaces whose data owner set a sensitivity floor. */
   readonly namespaces: Informer<KubeObject>;
+  /**
+   * The operator namespace's labelled policy ConfigMaps. Not started with the rest: policy sync
+   * starts it, so policies load while the other caches fill.
+   */
+  readonly policyConfigMaps: Informer<ConfigMapObject>;
   private readonly logger: Logger;
   private readonly instance = `${hostname()}-${process.pid}`;
 
@@ -71,6 +77,7 @@ export class KubeCluster {
     this.roleBindings = new Informer<RoleBindingObject>({ ...base, path: paths.roleBindings(), resource: 'rolebindings', labelSelector: managed });
     this.ledgers = new Informer<ConfigMapObject>({ ...base, path: paths.configMaps(options.operatorNamespace), resource: 'ledgers', labelSelector: `${LABEL_LEDGER}=true` });
     this.namespaces = new Informer<KubeObject>({ ...base, path: paths.namespaces(), resource: 'namespaces', labelSelector: LABEL_NAMESPACE_SENSITIVITY });
+    this.policyConfigMaps = new Informer<ConfigMapObject>({ ...base, path: paths.configMaps(options.operatorNamespace), resource: 'configmaps', labelSelector: `${LABEL_POLICY}=true` });
     const byUid = (o: KubeObject) => (o.metadata.labels?.[LABEL_TASK_UID] ? [o.metadata.labels[LABEL_TASK_UID]] : []);
     for (const informer of [this.serviceAccounts, this.roles, this.roleBindings] as unknown as Array<Informer<KubeObject>>) informer.addIndex(BY_TASK_UID, byUid);
     this.pods.addIndex(BY_TASK, (p) => (p.metadata.labels?.[LABEL_TASK] ? [`${p.metadata.namespace}/${p.metadata.labels[LABEL_TASK]}`] : []));
@@ -230,6 +237,27 @@ export class KubeCluster {
     } catch (err) {
       if (isAlreadyExists(err)) return false;
       throw err;
+    }
+  }
+
+  /** A Warning Event on a policy ConfigMap the engine refused; a failure is logged, never thrown. */
+  async reportPolicyRejection(cm: { metadata: { name: string; namespace?: string; uid?: string } }, message: string): Promise<void> {
+    const namespace = cm.metadata.namespace ?? '';
+    try {
+      await this.api.create(paths.events(namespace), {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { generateName: `${cm.metadata.name}.`, namespace },
+        involvedObject: { apiVersion: 'v1', kind: 'ConfigMap', name: cm.metadata.name, namespace, uid: cm.metadata.uid },
+        reason: 'PolicyRejected',
+        message,
+        type: 'Warning',
+        source: { component: 'taskgrant' },
+        reportingComponent: REPORTING_COMPONENT,
+        reportingInstance: this.instance.slice(0, 128),
+      });
+    } catch (err) {
+      this.logger.warn({ err }, 'recording the policy rejection event failed');
     }
   }
 
