@@ -6,3 +6,4 @@ export * from './sensitivity.js';
 export * from './types.js';
 export * from './naming.js';
 export * from './identity.js';
+export * from './stores.js';

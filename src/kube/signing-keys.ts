@@ -2,20 +2,15 @@
 // publishes from the same ring and a restart keeps verifying the receipts already issued. The
 // ring's format belongs to the receipts service (src/receipts/keys.ts); this file only moves the
 // document, with the resourceVersion it was read at so concurrent writers never overwrite each
-// other (structurally the webhook's SigningKeyStore).
-import { LABEL_MANAGED_BY, MANAGED_BY } from '../api/index.js';
+// other (the receipts' SigningKeyStore port).
+import { LABEL_MANAGED_BY, MANAGED_BY, type SaveResult, type StoredKeys } from '../api/index.js';
 import { isStatus, paths, type KubeApi } from './api.js';
 import type { SecretObject } from './objects.js';
 
 export const SIGNING_KEYS_SECRET = 'taskgrant-signing-keys';
 export const SIGNING_KEYS_DATA_KEY = 'keys.json';
 
-export interface StoredSigningKeys {
-  document: string;
-  resourceVersion: string;
-}
 
-export type SigningKeysSaveResult = { type: 'saved'; resourceVersion: string } | { type: 'conflict' };
 
 export class SecretSigningKeyStore {
   constructor(
@@ -25,7 +20,7 @@ export class SecretSigningKeyStore {
   ) {}
 
   /** The stored document; '' when the Secret exists without it; undefined when there is no Secret. */
-  async load(): Promise<StoredSigningKeys | undefined> {
+  async load(): Promise<StoredKeys | undefined> {
     const secret = await this.api.find<SecretObject>(paths.secret(this.namespace, this.name)).catch((err: unknown) => {
       throw new Error(`reading Secret ${this.namespace}/${this.name}`, { cause: err });
     });
@@ -38,7 +33,7 @@ export class SecretSigningKeyStore {
    * Creates the Secret (no resourceVersion) or replaces it if still at `resourceVersion`.
    * `conflict` when someone else created, changed or deleted it since it was read.
    */
-  async save(document: string, resourceVersion?: string): Promise<SigningKeysSaveResult> {
+  async save(document: string, resourceVersion?: string): Promise<SaveResult> {
     const body: SecretObject = {
       apiVersion: 'v1',
       kind: 'Secret',

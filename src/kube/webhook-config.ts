@@ -1,20 +1,10 @@
 // Webhook configurations. The chart owns them in a cluster; `make run` and tests install them
 // here, pointing at a URL (this process). In both cases the operator keeps their caBundle.
-import { LABEL_MANAGED_BY, MANAGED_BY } from '../api/index.js';
+import { LABEL_MANAGED_BY, MANAGED_BY, type WebhookRouteSpec } from '../api/index.js';
 import { isStatus, paths, type KubeApi } from './api.js';
 import type { KubeConfig } from './client.js';
 import { applyManifests } from './manifests.js';
 
-export interface RouteSpec {
-  handler: string;
-  path: string;
-  type: 'mutating' | 'validating';
-  apiGroup: string;
-  resource: string;
-  operations: readonly string[];
-  sideEffects: 'None' | 'NoneOnDryRun';
-  objectSelectorLabelExists?: string;
-}
 
 export interface WebhookTarget {
   name: string;
@@ -31,7 +21,7 @@ export interface WebhookTarget {
   excludedNamespaces: string[];
 }
 
-function webhook(route: RouteSpec, target: WebhookTarget): Record<string, unknown> {
+function webhook(route: WebhookRouteSpec, target: WebhookTarget): Record<string, unknown> {
   const label = route.objectSelectorLabelExists;
   return {
     name: `${route.handler}.taskgrant.io`,
@@ -55,7 +45,7 @@ function webhook(route: RouteSpec, target: WebhookTarget): Record<string, unknow
   };
 }
 
-export function webhookConfigurations(routes: readonly RouteSpec[], target: WebhookTarget) {
+export function webhookConfigurations(routes: readonly WebhookRouteSpec[], target: WebhookTarget) {
   const metadata = { name: target.name, labels: { [LABEL_MANAGED_BY]: MANAGED_BY } };
   return [
     { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata, webhooks: routes.filter((r) => r.type === 'mutating').map((r) => webhook(r, target)) },
@@ -63,7 +53,7 @@ export function webhookConfigurations(routes: readonly RouteSpec[], target: Webh
   ];
 }
 
-export async function installWebhookConfigurations(kc: KubeConfig, routes: readonly RouteSpec[], target: WebhookTarget): Promise<void> {
+export async function installWebhookConfigurations(kc: KubeConfig, routes: readonly WebhookRouteSpec[], target: WebhookTarget): Promise<void> {
   await applyManifests(kc, webhookConfigurations(routes, target));
 }
 

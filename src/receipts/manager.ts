@@ -6,17 +6,14 @@
 // `leadMs` ahead of their activation, longer than a reload takes to reach every replica, and a
 // replica whose last successful reload is older than that stops signing (fail closed) rather than
 // sign with a key the others may already be retiring.
+import type { SaveResult, StoredKeys } from '../api/index.js';
 import type { Logger } from '../telemetry/logger.js';
+
+export type { SaveResult, StoredKeys };
 import { DEFAULT_CLOCK_SKEW_MS, KeyRing, MAX_RECEIPT_LIFETIME_SECONDS, decodeKeyRing, encodeKeyRing, type KeyRingOptions, type SigningKey } from './keys.js';
 import type { KeySource } from './ports.js';
 
-export interface StoredKeys {
-  /** The ring as encodeKeyRing wrote it; '' when the store object exists but holds nothing. */
-  document: string;
-  resourceVersion: string;
-}
 
-export type SaveResult = { type: 'saved'; resourceVersion: string } | { type: 'conflict' };
 
 export interface SigningKeyStore {
   load(): Promise<StoredKeys | undefined>;

@@ -7,7 +7,7 @@
 // why instead of a timeout.
 import type { TLSSocket } from 'node:tls';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { AGENT_TASK_PLURAL, GROUP, LABEL_TASK, TASK_APPROVAL_PLURAL } from '../api/index.js';
+import { AGENT_TASK_PLURAL, GROUP, LABEL_TASK, TASK_APPROVAL_PLURAL, type WebhookRouteSpec } from '../api/index.js';
 import {
   allowed,
   denied,
@@ -34,15 +34,10 @@ export type HandlerName = (typeof HANDLERS)[number];
  * and TaskApproval routes need no exclusion and must have none (an unstamped task or approval
  * would carry whatever requester or approver its author wrote).
  */
-export interface WebhookRoute {
+/** A route as the webhook configurations register it, narrowed to the handlers and operations this app has. */
+export interface WebhookRoute extends WebhookRouteSpec {
   handler: HandlerName;
-  path: string;
-  type: 'mutating' | 'validating';
-  apiGroup: string;
-  resource: string;
   operations: readonly Operation[];
-  sideEffects: 'None' | 'NoneOnDryRun';
-  objectSelectorLabelExists?: string;
 }
 
 export const WEBHOOK_ROUTES: readonly WebhookRoute[] = [

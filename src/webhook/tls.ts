@@ -6,24 +6,14 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { StoredTls, TlsBundle } from '../api/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import { CertificateAuthority, certificateNotAfter } from './certs.js';
 import type { TlsMaterial } from './server.js';
 
-export interface TlsBundle {
-  caCertPem: string;
-  caKeyPem: string;
-  certPem: string;
-  keyPem: string;
-  /** The CA before the last CA rotation, kept in the caBundle until it expires. */
-  previousCaCertPem?: string;
-}
+export type { StoredTls, TlsBundle };
 
-export interface StoredTls {
-  bundle: TlsBundle;
-  /** Opaque version for optimistic concurrency (the Secret's resourceVersion). */
-  version: string;
-}
+
 
 export interface TlsStore {
   load(): Promise<StoredTls | undefined>;
