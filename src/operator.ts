@@ -88,7 +88,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
       },
       audit,
       clock: systemClock,
-      settings: { reissueWindowMs: config.reissueWindowMs, retryPendingMs: 5_000, operatorNamespace: config.namespace },
+      settings: { reissueWindowMs: config.reissueWindowMs, retryPendingMs: 5_000, retentionMs: config.retentionMs, operatorNamespace: config.namespace },
     },
   });
   const policySync = new PolicySync({

@@ -192,7 +192,10 @@ describe('API faults', () => {
     proxy.rates = { error500: 0, throttle429: 0, conflict409: 0, slow: 0, slowMs: 0, dropWatch: 0, stallWatch: 0 };
     await checkInvariants(ns, done);
     expect(proxy.counts.injected).toBeGreaterThan(20);
-    // Bounded: retries back off; no hot loop hammers the API server under faults.
-    expect(proxy.peakPerSecond()).toBeLessThan(400);
+    // Bounded: retries back off; no hot loop hammers the API server under faults. Counted per
+    // lifecycle, not per second: a rate moves with the machine, a hot loop shows in the total.
+    const perLifecycle = proxy.counts.requests / FAULT_LIFECYCLES;
+    console.error(`[chaos] ${proxy.counts.requests} API requests for ${FAULT_LIFECYCLES} lifecycles (${perLifecycle.toFixed(1)} each), peak ${proxy.peakPerSecond()}/s, ${proxy.counts.injected} faults injected`);
+    expect(perLifecycle).toBeLessThan(150);
   }, 900_000);
 });

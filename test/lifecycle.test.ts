@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
 import { eventually, statusOfCall, uniqueName } from './harness/kube.js';
-import type { TestOperator } from './harness/operator.js';
+import { startTestOperator, type TestOperator } from './harness/operator.js';
 import { startOperatorSuite } from './harness/suite.js';
 import { type TaskHelper, intentOf, readPods } from './harness/tasks.js';
 import { canApprove, canCreate, userWith } from './harness/security.js';
@@ -150,6 +150,31 @@ describe('granting', () => {
 });
 
 describe('revocation', () => {
+  it('never waits behind a burst of grants: a revocation goes ahead of the queued tasks', async () => {
+    const live = uniqueName('urgent');
+    await tasks.create(ns, live, { agent: uniqueName('agent'), intent: intentOf(readPods) });
+    await tasks.waitForPhase(ns, live, 'Granted');
+    // While the operator is away, 200 tasks arrive and the live one is revoked: on its return
+    // all of them are queued at once, and the revocation must not wait behind the grants.
+    const operatorNamespace = operator.config.namespace;
+    await operator.stop();
+    const burst = Array.from({ length: 200 }, (_, i) => `${uniqueName('burst')}-${i}`);
+    try {
+      for (let i = 0; i < burst.length; i += 50) {
+        await Promise.all(burst.slice(i, i + 50).map((name) => tasks.create(ns, name, { agent: uniqueName('agent'), intent: intentOf(readPods) })));
+      }
+      await tasks.annotate(ns, live, { 'taskgrant.io/revoke': 'during a burst' });
+    } finally {
+      operator = await startTestOperator({ namespace: operatorNamespace });
+    }
+    await tasks.waitForPhase(ns, live, 'Revoked', 60_000);
+    const list = (await tasks.custom.listNamespacedCustomObject({ group: 'taskgrant.io', version: 'v1alpha1', namespace: ns, plural: 'agenttasks' })) as { items: AgentTask[] };
+    const undecided = list.items.filter((t) => burst.includes(t.metadata.name) && t.status?.phase === undefined).length;
+    // In one FIFO queue the revocation would have waited for all but the few in flight (8 workers).
+    expect(undecided).toBeGreaterThan(burst.length / 2);
+    for (const name of burst) await tasks.waitForPhase(ns, name, ['Granted', 'Denied'], 120_000);
+  }, 300_000);
+
   it('completes when the task pod succeeds', async () => {
     const name = uniqueName('done');
     const { task, token } = await grantedTaskWithToken(name);

@@ -27,8 +27,8 @@ export function auditEventName(task: AgentTask, phase: string, key: Uint8Array):
 const RECHECK_WINDOW_MS = 45 * 60_000;
 
 export class AuditTrail {
-  /** Transitions known to be recorded (uid/phase), so a reconcile asks the API server once. */
-  private readonly recorded = new Set<string>();
+  /** Transitions known to be recorded (uid -> phases), so a reconcile asks the API server once. */
+  private readonly recorded = new Map<string, Set<string>>();
 
   constructor(
     private readonly logger: Logger,
@@ -44,17 +44,17 @@ export class AuditTrail {
    */
   async ensureRecorded(task: AgentTask): Promise<void> {
     const phase = task.status?.phase;
-    if (!phase || this.recorded.has(`${task.metadata.uid}/${phase}`)) return;
+    if (!phase || this.isRecorded(task, phase)) return;
     // Events expire (kube-apiserver --event-ttl, 1 h by default): an older transition cannot be
     // checked, and was audited by the process that made it.
     const times = (task.status?.conditions ?? []).map((c) => Date.parse(c.lastTransitionTime)).filter(Number.isFinite);
     if (times.length === 0 || this.clock.now() - Math.max(...times) > RECHECK_WINDOW_MS) {
-      this.recorded.add(`${task.metadata.uid}/${phase}`);
+      this.markRecorded(task, phase);
       return;
     }
     const owner = await this.writer.auditEventOwner(task, auditEventName(task, phase, this.key));
     if (owner === 'ours') {
-      this.recorded.add(`${task.metadata.uid}/${phase}`);
+      this.markRecorded(task, phase);
       return;
     }
     await this.record({ task, from: undefined, status: task.status ?? {} });
@@ -66,8 +66,7 @@ export class AuditTrail {
    */
   async record({ task, from, status, latencyMs }: Transition): Promise<void> {
     const phase = status.phase ?? 'Pending';
-    const key = `${task.metadata.uid}/${phase}`;
-    if (this.recorded.has(key)) return;
+    if (this.isRecorded(task, phase)) return;
     const auditId = auditEventName(task, phase, this.key);
     this.logger.info(
       {
@@ -106,11 +105,22 @@ export class AuditTrail {
     if (!created && (await this.writer.auditEventOwner(task, auditId)) !== 'ours') {
       this.logger.warn({ auditId, task: { namespace: task.metadata.namespace, name: task.metadata.name, uid: task.metadata.uid } }, 'an Event under the audit name is not taskgrant\'s; the audit line is the record');
     }
-    this.recorded.add(key);
+    this.markRecorded(task, phase);
+  }
+
+  private isRecorded(task: AgentTask, phase: string): boolean {
+    return this.recorded.get(task.metadata.uid ?? '')?.has(phase) === true;
+  }
+
+  private markRecorded(task: AgentTask, phase: string): void {
+    const uid = task.metadata.uid ?? '';
+    const phases = this.recorded.get(uid) ?? new Set<string>();
+    phases.add(phase);
+    this.recorded.set(uid, phases);
   }
 
   /** Forget a task that is gone (bounded memory under churn). */
   forget(taskUid: string): void {
-    for (const key of this.recorded) if (key.startsWith(`${taskUid}/`)) this.recorded.delete(key);
+    this.recorded.delete(taskUid);
   }
 }

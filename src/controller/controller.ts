@@ -1,7 +1,7 @@
 // Wires the caches to the work queue: every event that could change what a task should hold
 // enqueues that task; timers enqueue it at its expiry; a sweep removes objects whose task is
 // gone (leftovers of a crash between two writes).
-import { LABEL_TASK, LABEL_TASK_UID, isLive, isTerminal, type AgentTask } from '../api/index.js';
+import { ANNOTATION_REVOKE, LABEL_TASK, LABEL_TASK_UID, isLive, isTerminal, type AgentTask } from '../api/index.js';
 import type { KubeCluster } from '../kube/cluster.js';
 import type { KubeObject } from '../kube/informer.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -41,7 +41,7 @@ export class TaskController {
       writer: cluster,
       logger,
       metrics,
-      requeueAfter: (key, ms) => this.queue.addAfter(key, ms),
+      requeueAfter: (key, ms, urgent) => this.queue.addAfter(key, ms, urgent),
       observedAt: (key) => this.observed.get(key),
     });
     cluster.tasks.on((event, task, old) => this.onTask(event, task, old));
@@ -49,8 +49,10 @@ export class TaskController {
       const name = pod.metadata.labels?.[LABEL_TASK];
       if (!name || !pod.metadata.namespace) return;
       const key = `${pod.metadata.namespace}/${name}`;
-      if (event === 'delete' || pod.status?.phase !== old?.status?.phase || (pod.metadata.deletionTimestamp && !old?.metadata.deletionTimestamp)) this.observe(key);
-      this.enqueue(key);
+      // A pod ending (or going) may end the grant: that reconcile goes ahead of any grant.
+      const mayRevoke = event === 'delete' || pod.status?.phase !== old?.status?.phase || (pod.metadata.deletionTimestamp && !old?.metadata.deletionTimestamp);
+      if (mayRevoke) this.observe(key);
+      this.enqueue(key, Boolean(mayRevoke));
     });
     cluster.approvals.on((_event, approval) => this.enqueue(`${approval.metadata.namespace}/${approval.spec?.task ?? ''}`));
     const onManaged = (event: string, object: KubeObject) => {
@@ -76,34 +78,36 @@ export class TaskController {
       if (this.running) void this.sweep();
     } else if (
       (task.metadata.deletionTimestamp && !old?.metadata.deletionTimestamp) ||
-      (task.metadata.annotations?.['taskgrant.io/revoke'] !== undefined && old?.metadata.annotations?.['taskgrant.io/revoke'] === undefined)
+      (task.metadata.annotations?.[ANNOTATION_REVOKE] !== undefined && old?.metadata.annotations?.[ANNOTATION_REVOKE] === undefined)
     ) {
       this.observe(key);
     }
-    this.enqueue(key);
+    // Deletions and revocations go ahead of grants.
+    const ending = event === 'delete' || Boolean(task.metadata.deletionTimestamp) || task.metadata.annotations?.[ANNOTATION_REVOKE] !== undefined;
+    this.enqueue(key, ending);
     // Children follow their parent: a parent's grant or revocation decides theirs.
-    for (const child of this.options.cluster.allTasks()) {
-      if (child.metadata.namespace === task.metadata.namespace && child.spec.parentTask === task.metadata.name) this.enqueue(taskKey(child));
-    }
+    for (const child of this.options.cluster.childrenOf(task.metadata.namespace ?? '', task.metadata.name)) this.enqueue(taskKey(child), ending);
   }
 
   private observe(key: string): void {
     if (!this.observed.has(key)) this.observed.set(key, this.options.reconciler.clock.now());
   }
 
-  private enqueue(key: string): void {
-    if (this.running) this.queue.add(key);
+  private enqueue(key: string, urgent = false): void {
+    if (this.running) this.queue.add(key, urgent);
   }
 
   private taskByUid(uid: string): AgentTask | undefined {
-    return this.options.cluster.allTasks().find((t) => t.metadata.uid === uid);
+    return this.options.cluster.taskByUid(uid);
   }
 
   /** Starts reconciling. Caches must be synced (KubeCluster.start resolved). */
   start(): void {
     this.running = true;
     this.queue.start();
-    for (const task of this.options.cluster.allTasks()) this.queue.add(taskKey(task));
+    // What ended while the operator was away (deleted, revoked, expired) is reconciled first.
+    const now = this.options.reconciler.clock.now();
+    for (const task of this.options.cluster.allTasks()) this.queue.add(taskKey(task), endsNow(task, now));
     void this.sweep();
     this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepIntervalMs);
     this.sweepTimer.unref();
@@ -152,4 +156,11 @@ export class TaskController {
       this.sweeping = false;
     }
   }
+}
+
+/** A task whose next reconcile is a revocation or a deletion: it goes ahead of grants. */
+function endsNow(task: AgentTask, now: number): boolean {
+  if (task.metadata.deletionTimestamp || task.metadata.annotations?.[ANNOTATION_REVOKE] !== undefined) return true;
+  const expiresAt = Date.parse(task.status?.grant?.expiresAt ?? '');
+  return isLive(task.status?.phase) && Number.isFinite(expiresAt) && expiresAt <= now;
 }

@@ -104,6 +104,19 @@ export class FakeCluster implements ClusterView, ClusterWriter {
     const current = this.task(task.metadata.namespace, task.metadata.name) ?? task;
     return this.put({ ...current, status });
   }
+  async deleteTask(task: AgentTask) {
+    const current = this.task(task.metadata.namespace, task.metadata.name);
+    if (!current || current.metadata.uid !== task.metadata.uid) return false;
+    this.writes.push(`delete AgentTask ${task.metadata.namespace}/${task.metadata.name}`);
+    return this.tasks.delete(`${task.metadata.namespace}/${task.metadata.name}`);
+  }
+  async deleteApproval(namespace: string, name: string) {
+    const i = this.approvals.findIndex((a) => a.metadata.namespace === namespace && a.metadata.name === name);
+    if (i < 0) return false;
+    this.approvals.splice(i, 1);
+    this.writes.push(`delete TaskApproval ${namespace}/${name}`);
+    return true;
+  }
   async setTaskFinalizers(task: AgentTask, finalizers: string[]) {
     this.writes.push(`finalizers [${finalizers.join(',')}]`);
     const current = this.task(task.metadata.namespace, task.metadata.name) ?? task;

@@ -38,6 +38,10 @@ export interface ClusterWriter {
   /** Resolves false when it was already gone. */
   delete(kind: ManagedKind, namespace: string, name: string): Promise<boolean>;
   patchTaskStatus(task: AgentTask, status: AgentTaskStatus): Promise<AgentTask>;
+  /** Deletes this very task (a uid precondition: never one recreated under its name); false when gone. */
+  deleteTask(task: AgentTask): Promise<boolean>;
+  /** Deletes a TaskApproval; false when it was already gone. */
+  deleteApproval(namespace: string, name: string): Promise<boolean>;
   setTaskFinalizers(task: AgentTask, finalizers: string[]): Promise<AgentTask>;
   /** Creates the Event named `name`; resolves false when it already exists. */
   recordEvent(task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string, name: string): Promise<boolean>;

@@ -158,4 +158,52 @@ describe('WorkQueue deadline', () => {
     pending.shift()!.settle();
     await q.stop();
   });
+
+  it('takes an urgent key before any ordinary one, however many wait (a revocation during a grant burst)', async () => {
+    const { process, pending } = manual();
+    const q = new WorkQueue(process, { workers: 1 });
+    q.start();
+    for (let i = 0; i < 2000; i += 1) q.add(`grant-${i}`);
+    await advance(0);
+    expect(pending.map((p) => p.key)).toEqual(['grant-0']);
+    q.add('revoke-a', true);
+    q.add('grant-7', true); // a waiting key that turns urgent moves up, once
+    q.add('grant-7');
+    pending.shift()!.settle();
+    await advance(0);
+    expect(pending.map((p) => p.key)).toEqual(['revoke-a']);
+    pending.shift()!.settle();
+    await advance(0);
+    expect(pending.map((p) => p.key)).toEqual(['grant-7']);
+    pending.shift()!.settle();
+    await advance(0);
+    expect(pending.map((p) => p.key)).toEqual(['grant-1']);
+    expect(q.depth).toBe(1997);
+    const stopped = q.stop();
+    pending.shift()!.settle();
+    await stopped;
+  });
+
+  it('keeps a key urgent that turned urgent while it ran, and fires urgent timers into the urgent lane', async () => {
+    const { process, pending } = manual();
+    const q = new WorkQueue(process, { workers: 1 });
+    q.start();
+    q.add('task');
+    await advance(0);
+    q.add('other');
+    q.add('task', true); // while it runs: again after, ahead of "other"
+    q.addAfter('expiring', 1000, true);
+    pending.shift()!.settle();
+    await advance(0);
+    expect(pending.map((p) => p.key)).toEqual(['task']);
+    await advance(1000);
+    pending.shift()!.settle();
+    await advance(0);
+    expect(pending.map((p) => p.key)).toEqual(['expiring']);
+    pending.shift()!.settle();
+    await advance(0);
+    expect(pending.map((p) => p.key)).toEqual(['other']);
+    pending.shift()!.settle();
+    await q.stop();
+  });
 });

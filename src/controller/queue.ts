@@ -1,6 +1,8 @@
 // A keyed work queue in the client-go mould: a key waiting is queued once however often it is
 // added; a key is never processed by two workers at once (an add while it runs queues it again
 // for after); failures retry with per-key exponential backoff; delayed adds serve timers.
+// Two lanes: an urgent key (a revocation, a deletion) is taken before any ordinary one, so
+// access never waits behind a burst of grants; a key already waiting moves up when it turns urgent.
 export type Processor = (key: string) => Promise<void>;
 
 export interface QueueOptions {
@@ -18,7 +20,9 @@ export interface QueueOptions {
 
 export class WorkQueue {
   private readonly pending: string[] = [];
+  private readonly urgent: string[] = [];
   private readonly queued = new Set<string>();
+  private readonly urgentKeys = new Set<string>();
   private readonly running = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
@@ -43,26 +47,42 @@ export class WorkQueue {
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     this.pending.length = 0;
+    this.urgent.length = 0;
     this.queued.clear();
+    this.urgentKeys.clear();
     await this.idle();
   }
 
-  add(key: string): void {
+  /** Queues `key`; `urgent` puts it ahead of every ordinary key (and moves it up if it waits). */
+  add(key: string, urgent = false): void {
     if (this.running.has(key)) {
       this.dirty.add(key);
+      if (urgent) this.urgentKeys.add(key);
       return;
     }
-    if (this.queued.has(key)) return;
+    if (this.queued.has(key)) {
+      if (urgent && !this.urgentKeys.has(key)) {
+        this.pending.splice(this.pending.indexOf(key), 1);
+        this.urgent.push(key);
+        this.urgentKeys.add(key);
+      }
+      return;
+    }
     this.queued.add(key);
-    this.pending.push(key);
-    this.options.onDepth?.(this.pending.length);
+    if (urgent) {
+      this.urgent.push(key);
+      this.urgentKeys.add(key);
+    } else {
+      this.pending.push(key);
+    }
+    this.options.onDepth?.(this.depth);
     this.pump();
   }
 
   /** Adds `key` after `delayMs`; an earlier pending timer for the same key wins. */
-  addAfter(key: string, delayMs: number): void {
+  addAfter(key: string, delayMs: number, urgent = false): void {
     if (delayMs <= 0) {
-      this.add(key);
+      this.add(key, urgent);
       return;
     }
     const at = Date.now() + delayMs;
@@ -71,7 +91,7 @@ export class WorkQueue {
     if (existing) clearTimeout(existing.timer);
     const timer = setTimeout(() => {
       this.timers.delete(key);
-      this.add(key);
+      this.add(key, urgent);
     }, delayMs);
     timer.unref();
     this.timers.set(key, { at, timer });
@@ -91,25 +111,26 @@ export class WorkQueue {
   }
 
   get depth(): number {
-    return this.pending.length;
+    return this.pending.length + this.urgent.length;
   }
 
   /** Resolves when nothing is queued or running (timers aside). */
   idle(): Promise<void> {
-    if (this.active === 0 && this.pending.length === 0) return Promise.resolve();
+    if (this.active === 0 && this.depth === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private pump(): void {
-    while (!this.stopped && this.active < this.options.workers && this.pending.length > 0) {
-      const key = this.pending.shift() as string;
+    while (!this.stopped && this.active < this.options.workers && this.depth > 0) {
+      const key = (this.urgent.length > 0 ? this.urgent.shift() : this.pending.shift()) as string;
       this.queued.delete(key);
-      this.options.onDepth?.(this.pending.length);
+      this.urgentKeys.delete(key);
+      this.options.onDepth?.(this.depth);
       this.active += 1;
       this.running.add(key);
       void this.runOne(key);
     }
-    if (this.active === 0 && this.pending.length === 0) {
+    if (this.active === 0 && this.depth === 0) {
       for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }
@@ -146,7 +167,8 @@ export class WorkQueue {
       if (retryMs !== undefined && !this.stopped) this.addAfter(key, retryMs);
       this.running.delete(key);
       this.active -= 1;
-      if (this.dirty.delete(key) && !this.stopped) this.add(key);
+      const urgentAgain = this.urgentKeys.delete(key);
+      if (this.dirty.delete(key) && !this.stopped) this.add(key, urgentAgain);
       this.pump();
     }
   }

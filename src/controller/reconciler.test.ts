@@ -23,7 +23,7 @@ function setup(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'> = e
   return setupWith(policy, new Metrics());
 }
 
-function setupWith(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'>, metrics: Metrics) {
+function setupWith(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'>, metrics: Metrics, retentionMs = 0) {
   const cluster = new FakeCluster();
   const ledger = new FakeLedger();
   const clock = new FakeClock();
@@ -40,7 +40,7 @@ function setupWith(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'>
     clock,
     logger,
     metrics,
-    settings: { reissueWindowMs: 3_600_000, retryPendingMs: 5_000, operatorNamespace: 'taskgrant-system' },
+    settings: { reissueWindowMs: 3_600_000, retryPendingMs: 5_000, retentionMs, operatorNamespace: 'taskgrant-system' },
     requeueAfter: (key, ms) => requeues.push([key, ms]),
     observedAt: () => undefined,
   });
@@ -480,6 +480,37 @@ describe('Reconciler: revocation', () => {
     const after = await run(cluster.put(taskFixture('bad', { ttl: 'forever' })));
     expect(after?.status?.phase).toBe('Failed');
     expect(after?.status?.reason).toBe('InvalidSpec');
+  });
+});
+
+describe('Reconciler: retention', () => {
+  it('deletes an ended task and its approvals once the retention period has passed, not before', async () => {
+    const { cluster, run, clock, requeues, ledger } = setupWith(engine, new Metrics(), 60_000);
+    const task = cluster.put(taskFixture('kept', { intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] } }));
+    cluster.approvals.push(approvedByAlice(task));
+    await run(task);
+    const granted = cluster.task('team-a', 'kept')!;
+    cluster.put({ ...granted, metadata: { ...granted.metadata, annotations: { 'taskgrant.io/revoke': 'done' } } });
+    expect((await run(cluster.task('team-a', 'kept')!))?.status?.phase).toBe('Revoked');
+    // Within the period: kept, and looked at again when it ends.
+    expect(await run(cluster.task('team-a', 'kept')!)).toBeDefined();
+    expect(requeues.at(-1)).toEqual(['team-a/kept', 60_000]);
+    clock.ms += 60_000;
+    await run(cluster.task('team-a', 'kept')!);
+    expect(cluster.task('team-a', 'kept')).toBeUndefined();
+    expect(cluster.approvals).toEqual([]);
+    // The agent's ledger keeps the grant: re-issuance limits do not reset with the task.
+    expect((await ledger.entries('team-a', 'log-summarizer')).map((e) => e.uid)).toContain(task.metadata.uid);
+  });
+
+  it('keeps ended tasks for ever with retention 0, and never deletes a live one', async () => {
+    const { cluster, run, clock } = setup();
+    const task = cluster.put(taskFixture('forever'));
+    await run(task);
+    clock.ms += 365 * 24 * 3_600_000;
+    const t = cluster.task('team-a', 'forever')!;
+    expect((await run(t))?.status?.phase).toBe('Expired');
+    expect(await run(cluster.task('team-a', 'forever')!)).toBeDefined();
   });
 });
 

@@ -37,6 +37,8 @@ export interface ReconcilerSettings {
   reissueWindowMs: number;
   /** How long a task waits for policies / a parent before it is looked at again. */
   retryPendingMs: number;
+  /** How long an ended task is kept (its final status and audit visible) before it is deleted; 0: for ever. */
+  retentionMs?: number;
   /**
    * taskgrant's own namespace: its webhook key, receipt signing keys, ledger and Lease live
    * there, and the operator holds rights on them, so no task may be granted anything in it.
@@ -56,8 +58,8 @@ export interface ReconcilerDeps {
   logger: Logger;
   metrics: Metrics;
   settings: ReconcilerSettings;
-  /** Ask to be reconciled again after `ms` (timers for expiry, waits). */
-  requeueAfter: (key: string, ms: number) => void;
+  /** Ask to be reconciled again after `ms` (timers for expiry, waits); `urgent` for an expiry (a revocation). */
+  requeueAfter: (key: string, ms: number, urgent?: boolean) => void;
   /** When the event that may have triggered a revocation was observed (for latency metrics). */
   observedAt: (key: string) => number | undefined;
 }
@@ -103,7 +105,8 @@ export class Reconciler {
     if (raw.metadata.deletionTimestamp) return this.finalize(parsed.ok ? parsed.value : raw);
     if (isTerminal(phase)) {
       await this.revoker.ensureNothingLeft(raw);
-      return this.transitions.dropFinalizer(raw);
+      await this.transitions.dropFinalizer(raw);
+      return this.retain(raw);
     }
     if (!parsed.ok) {
       await this.revoker.ensureNothingLeft(raw);
@@ -181,7 +184,7 @@ export class Reconciler {
         this.deps.metrics.grants.inc();
         const created = Date.parse(task.metadata.creationTimestamp ?? '');
         if (Number.isFinite(created)) this.deps.metrics.timeToGrantSeconds.observe(Math.max(0, now - created) / 1000);
-        return this.deps.requeueAfter(key, expiresAt - now);
+        return this.deps.requeueAfter(key, expiresAt - now, true);
       }
     }
   }
@@ -276,7 +279,7 @@ export class Reconciler {
     if (objects === 'ceiling') return this.revoker.revoke(task, { reason: 'CeilingExceeded', phase: 'Revoked', message: CEILING_MESSAGE }, 'Failed');
     await this.recordPods(task, pods);
     const expiresAt = Date.parse(task.status?.grant?.expiresAt ?? '');
-    if (Number.isFinite(expiresAt)) this.deps.requeueAfter(key, expiresAt - now);
+    if (Number.isFinite(expiresAt)) this.deps.requeueAfter(key, expiresAt - now, true);
   }
 
   /** Pods newly carrying the grant are named in the status (Active). */
@@ -294,7 +297,27 @@ export class Reconciler {
     });
   }
 
-  // ---- deleted tasks ------------------------------------------------------------------------
+  // ---- ended and deleted tasks --------------------------------------------------------------
+
+  /**
+   * An ended task is kept for the retention period, then deleted with its approvals, like a
+   * Job's ttlSecondsAfterFinished: the cache, the API server and `kubectl get` stay the size of
+   * what is current. Its audit record was written when it ended, and the agent's ledger (not the
+   * task) is what re-issuance limits count, so nothing they guarantee is lost.
+   */
+  private async retain(task: AgentTask): Promise<void> {
+    const retentionMs = this.deps.settings.retentionMs ?? 0;
+    if (retentionMs <= 0) return;
+    const ended = Math.max(Date.parse(task.status?.revokedAt ?? ''), ...(task.status?.conditions ?? []).map((c) => Date.parse(c.lastTransitionTime)).filter(Number.isFinite));
+    if (!Number.isFinite(ended)) return;
+    const remaining = ended + retentionMs - this.deps.clock.now();
+    if (remaining > 0) return this.deps.requeueAfter(taskKey(task), remaining);
+    const { namespace, name } = task.metadata;
+    for (const approval of this.deps.view.approvalsOf(namespace, name)) await this.deps.writer.deleteApproval(namespace, approval.metadata.name);
+    await this.deps.writer.deleteTask(task);
+    this.deps.logger.info({ namespace, name, uid: task.metadata.uid, phase: task.status?.phase }, 'ended task deleted after its retention period');
+  }
+
 
   private async finalize(task: AgentTask): Promise<void> {
     if (!task.metadata.finalizers?.includes(FINALIZER)) return;

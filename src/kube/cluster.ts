@@ -29,6 +29,8 @@ type ApprovalObject = TaskApproval & KubeObject;
 const BY_TASK_UID = 'taskUid';
 const BY_TASK = 'task';
 const BY_NAME = 'name';
+const BY_UID = 'uid';
+const BY_PARENT = 'parent';
 const REPORTING_COMPONENT = 'taskgrant.io/controller';
 
 interface ClusterSettings {
@@ -82,6 +84,9 @@ export class KubeCluster {
     for (const informer of [this.serviceAccounts, this.roles, this.roleBindings] as unknown as Array<Informer<KubeObject>>) informer.addIndex(BY_TASK_UID, byUid);
     this.pods.addIndex(BY_TASK, (p) => (p.metadata.labels?.[LABEL_TASK] ? [`${p.metadata.namespace}/${p.metadata.labels[LABEL_TASK]}`] : []));
     this.approvals.addIndex(BY_TASK, (a) => [`${a.metadata.namespace}/${a.spec?.task ?? ''}`]);
+    // The event path looks tasks up by uid and children by parent: indexes, not scans of every task.
+    this.tasks.addIndex(BY_UID, (t) => (t.metadata.uid ? [t.metadata.uid] : []));
+    this.tasks.addIndex(BY_PARENT, (t) => (t.spec?.parentTask ? [`${t.metadata.namespace}/${t.spec.parentTask}`] : []));
     this.serviceAccounts.addIndex(BY_NAME, (sa) => [`${sa.metadata.namespace}/${sa.metadata.name}`]);
   }
 
@@ -109,6 +114,15 @@ export class KubeCluster {
 
   allTasks(): AgentTask[] {
     return this.tasks.list();
+  }
+
+  taskByUid(uid: string): AgentTask | undefined {
+    return this.tasks.byIndex(BY_UID, uid)[0];
+  }
+
+  /** Tasks naming `namespace/name` as their parent. */
+  childrenOf(namespace: string, name: string): AgentTask[] {
+    return this.tasks.byIndex(BY_PARENT, `${namespace}/${name}`);
   }
 
   approvalsOf(namespace: string, taskName: string): TaskApproval[] {
@@ -259,6 +273,22 @@ export class KubeCluster {
     } catch (err) {
       this.logger.warn({ err }, 'recording the policy rejection event failed');
     }
+  }
+
+  async deleteTask(task: AgentTask): Promise<boolean> {
+    try {
+      const deleted = await this.api.delete(paths.agentTask(task.metadata.namespace, task.metadata.name), { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: task.metadata.uid } });
+      if (deleted) this.tasks.forget(task.metadata.namespace, task.metadata.name);
+      return deleted;
+    } catch (err) {
+      // 409: the name now belongs to another task (the precondition held): not ours to delete.
+      if (isStatus(err, 409)) return false;
+      throw err;
+    }
+  }
+
+  async deleteApproval(namespace: string, name: string): Promise<boolean> {
+    return this.api.delete(`${paths.taskApprovals(namespace)}/${name}`);
   }
 
   async auditEventOwner(task: AgentTask, name: string): Promise<'missing' | 'ours' | 'foreign'> {

@@ -86,6 +86,7 @@ describe('helm template with default values', () => {
       '--lease-name=taskgrant-controller',
       '--log-level=info',
       '--reissue-window=1h',
+      '--retention=24h',
       '--cert-mode=self-managed',
       '--tls-dir=/etc/taskgrant/tls',
       `--webhook-service=${FULLNAME}-webhook`,

@@ -36,6 +36,7 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
     logLevel: 'debug',
     workers: 8,
     reissueWindowMs: 3_600_000,
+    retentionMs: 24 * 3_600_000,
     leaderElect: false,
     leaseName: 'taskgrant-controller',
     certValidityMs: 24 * 3_600_000,
