@@ -150,6 +150,9 @@ export class TaskController {
           await cluster.delete(kind, o.metadata.namespace ?? '', o.metadata.name);
         }
       }
+      const { ledger, settings, clock } = this.options.reconciler;
+      const pruned = await ledger.prune(clock.now(), settings.reissueWindowMs);
+      if (pruned > 0) logger.info({ pruned }, 'deleted grant ledgers in which nothing counts any more');
     } catch (err) {
       logger.warn({ err }, 'orphan sweep failed; will retry');
     } finally {

@@ -148,6 +148,9 @@ export class FakeLedger implements GrantLedger {
   async entries(namespace: string, agent: string) {
     return [...(this.byAgent.get(`${namespace}/${agent}`) ?? [])];
   }
+  async prune() {
+    return 0;
+  }
   async append(namespace: string, agent: string, entry: LedgerEntry) {
     if (this.failAppends) throw new Error('ledger write lost');
     const list = this.byAgent.get(`${namespace}/${agent}`) ?? [];

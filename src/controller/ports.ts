@@ -54,6 +54,8 @@ export interface GrantLedger {
   entries(namespace: string, agent: string): Promise<LedgerEntry[]>;
   /** Records the grant; idempotent per uid; fails on a lost write race so the caller re-reads. */
   append(namespace: string, agent: string, entry: LedgerEntry, windowMs: number): Promise<void>;
+  /** Deletes the ledgers in which nothing counts any more; resolves how many. */
+  prune(now: number, windowMs: number): Promise<number>;
 }
 
 export interface Clock {

@@ -34,6 +34,14 @@ class LaggingCache implements LedgerCache {
   upsert(object: ConfigMapObject): void {
     this.objects.set(`${object.metadata.namespace}/${object.metadata.name}`, object);
   }
+
+  list(): ConfigMapObject[] {
+    return [...this.objects.values()];
+  }
+
+  forget(namespace: string | undefined, name: string): void {
+    this.objects.delete(`${namespace}/${name}`);
+  }
 }
 
 describe('ConfigMapLedger', () => {
@@ -86,5 +94,31 @@ describe('ConfigMapLedger', () => {
     await a.append('team-a', 'agent', entry('one'), WINDOW_MS);
     await a.append('team-a', 'agent', entry('one'), WINDOW_MS);
     expect(stored(server)).toEqual(['one']);
+  });
+
+  it('prunes a ledger in which nothing counts any more, and keeps one with a recent or live grant', async () => {
+    const server = new FakeApiServer();
+    const cache = new LaggingCache();
+    const ledger = replica(server, cache);
+    await ledger.append('team-a', 'old', entry('old', T0), WINDOW_MS);
+    await ledger.append('team-a', 'recent', entry('recent', T0 + 2 * WINDOW_MS), WINDOW_MS);
+    await ledger.append('team-a', 'long', { ...entry('long', T0), ttlSeconds: 4 * 3600 }, WINDOW_MS);
+    const now = T0 + 2 * WINDOW_MS + 60_000;
+    expect(await ledger.prune(now, WINDOW_MS)).toBe(1);
+    const left = [...server.objects.keys()].map((k) => k.split('/').at(-1));
+    expect(left.sort()).toEqual([ConfigMapLedger.nameFor('team-a', 'long'), ConfigMapLedger.nameFor('team-a', 'recent')].sort());
+    expect(await ledger.entries('team-a', 'old')).toEqual([]);
+  });
+
+  it('never prunes a ledger written since it was judged (the resourceVersion precondition)', async () => {
+    const server = new FakeApiServer();
+    const cache = new LaggingCache();
+    const ledger = replica(server, cache);
+    await ledger.append('team-a', 'agent', entry('old', T0), WINDOW_MS);
+    // Another replica records a new grant; this replica's cache has not seen it.
+    const other = replica(server);
+    await other.append('team-a', 'agent', entry('new', T0 + 3 * WINDOW_MS), WINDOW_MS);
+    expect(await ledger.prune(T0 + 3 * WINDOW_MS, WINDOW_MS)).toBe(0);
+    expect(stored(server)).toEqual(['new']); // the new grant is kept (the old one aged out as it was written)
   });
 });

@@ -26,7 +26,9 @@ interface Cached {
 export interface LedgerCache {
   readonly isSynced: boolean;
   get(namespace: string, name: string): ConfigMapObject | undefined;
+  list(): ConfigMapObject[];
   upsert(object: ConfigMapObject): void;
+  forget(namespace: string | undefined, name: string): void;
 }
 
 function parseEntries(cm: ConfigMapObject): LedgerEntry[] {
@@ -119,6 +121,32 @@ export class ConfigMapLedger {
       if (isStatus(err, 409)) await this.reread(name);
       throw new Error(`recording grant of ${namespace}/${agent} in the ledger`, { cause: err });
     }
+  }
+
+  /**
+   * Deletes the ledgers in which nothing counts any more: every entry older than twice the
+   * re-issuance window (what re-deciding a live grant looks back over) and no grant in it still
+   * live. An agent that comes back starts a new one; its count was zero anyway. Each delete
+   * carries the resourceVersion it judged, so a grant recorded meanwhile is never lost.
+   */
+  async prune(now: number, windowMs: number): Promise<number> {
+    if (!this.informer?.isSynced) return 0;
+    let deleted = 0;
+    for (const cm of this.informer.list()) {
+      const entries = parseEntries(cm);
+      const counts = entries.some((e) => e.at >= now - 2 * windowMs || e.at + e.ttlSeconds * 1000 > now);
+      if (counts) continue;
+      try {
+        const gone = await this.api.delete(paths.configMap(this.namespace, cm.metadata.name), { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { resourceVersion: cm.metadata.resourceVersion } });
+        this.cache.delete(cm.metadata.name);
+        this.informer.forget(this.namespace, cm.metadata.name);
+        if (gone) deleted += 1;
+      } catch (err) {
+        // 409: written since it was judged (a new grant): it stays.
+        if (!isStatus(err, 409)) throw new Error(`deleting grant ledger ${cm.metadata.name}`, { cause: err });
+      }
+    }
+    return deleted;
   }
 
   /**

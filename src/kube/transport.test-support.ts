@@ -82,8 +82,9 @@ export class FakeTransport implements Transport {
 type Stored = { metadata: { name: string; namespace?: string; resourceVersion?: string; [k: string]: unknown }; [k: string]: unknown };
 
 /**
- * Just enough of an API server for objects written by path: GET, POST to a collection, PUT with
- * the resourceVersion check (409 Conflict), each write stamped with a fresh opaque resourceVersion.
+ * Just enough of an API server for objects written by path: GET, POST to a collection, PUT and
+ * DELETE with the resourceVersion check (409 Conflict), each write stamped with a fresh opaque
+ * resourceVersion.
  */
 export class FakeApiServer {
   readonly objects = new Map<string, Stored>();
@@ -106,6 +107,14 @@ export class FakeApiServer {
         if (!current) return status(404, 'NotFound');
         if (object!.metadata.resourceVersion !== current.metadata.resourceVersion) return status(409, 'Conflict', 'the object has been modified');
         return json(200, this.store(path, object!));
+      }
+      case 'DELETE': {
+        const current = this.objects.get(path);
+        if (!current) return status(404, 'NotFound');
+        const preconditions = (body as { preconditions?: { resourceVersion?: string; uid?: string } } | undefined)?.preconditions;
+        if (preconditions?.resourceVersion !== undefined && preconditions.resourceVersion !== current.metadata.resourceVersion) return status(409, 'Conflict', 'the object has been modified');
+        this.objects.delete(path);
+        return json(200, current);
       }
       default:
         return status(405, 'MethodNotAllowed');

@@ -189,6 +189,13 @@ describe("the operator guard: the operator's writes in its namespace, by name", 
     const planted = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'taskgrant-ledger-planted', namespace: releaseNs, labels: { 'taskgrant.io/policy': 'true' } }, data: {} };
     expect(await refusal(() => operatorApi().create(`/api/v1/namespaces/${releaseNs}/configmaps`, planted))).toMatch(/never writes policy ConfigMaps/);
   });
+
+  it('deletes its own ledgers, and refuses deleting a policy ConfigMap (which would loosen policy)', async () => {
+    expect(await refusal(() => operatorApi().delete(`/api/v1/namespaces/${releaseNs}/configmaps/${FULLNAME}-policy-settings`))).toMatch(/writes and deletes only its grant ledgers/);
+    const ledger = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'taskgrant-ledger-deadbeef', namespace: releaseNs }, data: { grants: '[]' } };
+    await operatorApi().create(`/api/v1/namespaces/${releaseNs}/configmaps`, ledger);
+    expect(await operatorApi().delete(`/api/v1/namespaces/${releaseNs}/configmaps/taskgrant-ledger-deadbeef`)).toBe(true);
+  });
 });
 
 describe('the task lifecycle through the operator running as the chart ServiceAccount', () => {
