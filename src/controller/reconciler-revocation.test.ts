@@ -1,0 +1,108 @@
+// The reconciler against in-memory fakes and the real default policies: revocation, retention and
+// metrics (shared setup in reconciler.test-support.ts).
+import { describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { PolicyEngine, readPolicyDir } from '../policy/index.js';
+import { silentLogger } from '../telemetry/logger.js';
+import { Metrics } from '../telemetry/metrics.js';
+import { taskFixture } from './fakes.test-support.js';
+import { approvedByAlice, engine, loadDefaultPolicies, setup, setupWith } from './reconciler.test-support.js';
+
+loadDefaultPolicies();
+
+describe('Reconciler: revocation', () => {
+  it('expires at expiresAt: deletes binding, role, then account, writes Expired, drops the finalizer', async () => {
+    const { cluster, run, clock, metrics } = setup();
+    const granted = await run(cluster.put(taskFixture('ttl')));
+    clock.ms = Date.parse(granted?.status?.grant?.expiresAt ?? '') + 100;
+    cluster.writes.length = 0;
+    const after = await run(cluster.task('team-a', 'ttl')!);
+    expect(cluster.writes).toEqual([
+      expect.stringMatching(/^delete RoleBinding/),
+      expect.stringMatching(/^delete Role /),
+      expect.stringMatching(/^delete ServiceAccount/),
+      'status Expired',
+      'finalizers []',
+    ]);
+    expect(after?.status?.reason).toBe('TTLExpired');
+    expect((await metrics.revocations.get()).values.find((v) => v.labels.reason === 'TTLExpired')?.value).toBe(1);
+  });
+
+  it('never leaves a terminal phase and removes anything found for a terminal task', async () => {
+    const { cluster, run } = setup();
+    const granted = await run(cluster.put(taskFixture('final')));
+    const stuck = cluster.put({ ...granted!, status: { ...granted!.status, phase: 'Revoked', reason: 'Manual' } });
+    const after = await run(stuck);
+    expect(after?.status?.phase).toBe('Revoked');
+    expect(cluster.objects.size).toBe(0);
+  });
+
+  it('revokes before releasing a deleted task', async () => {
+    const { cluster, run } = setup();
+    const granted = await run(cluster.put(taskFixture('bye')));
+    cluster.put({ ...granted!, metadata: { ...granted!.metadata, deletionTimestamp: '2026-11-22T10:01:00Z' } });
+    await run(cluster.task('team-a', 'bye')!);
+    expect(cluster.objects.size).toBe(0);
+    expect(cluster.task('team-a', 'bye')).toBeUndefined();
+  });
+
+  it('revokes, instead of recreating objects, when the namespace is being deleted', async () => {
+    const { cluster, run } = setup();
+    const granted = await run(cluster.put(taskFixture('ns-gone')));
+    cluster.objects.clear(); // the namespace controller deleted them
+    cluster.terminating = true;
+    const after = await run(cluster.task('team-a', granted!.metadata.name)!);
+    expect(after?.status?.phase).toBe('Revoked');
+    expect(after?.status?.reason).toBe('NamespaceDeleted');
+  });
+
+  it('marks a task Failed with a reason when its spec is invalid', async () => {
+    const { cluster, run } = setup();
+    const after = await run(cluster.put(taskFixture('bad', { ttl: 'forever' })));
+    expect(after?.status?.phase).toBe('Failed');
+    expect(after?.status?.reason).toBe('InvalidSpec');
+  });
+});
+
+describe('Reconciler: retention', () => {
+  it('deletes an ended task and its approvals once the retention period has passed, not before', async () => {
+    const { cluster, run, clock, requeues, ledger } = setupWith(engine, new Metrics(), 60_000);
+    const task = cluster.put(taskFixture('kept', { intent: { objective: 'x', permissions: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] } }));
+    cluster.approvals.push(approvedByAlice(task));
+    await run(task);
+    const granted = cluster.task('team-a', 'kept')!;
+    cluster.put({ ...granted, metadata: { ...granted.metadata, annotations: { 'taskgrant.io/revoke': 'done' } } });
+    expect((await run(cluster.task('team-a', 'kept')!))?.status?.phase).toBe('Revoked');
+    // Within the period: kept, and looked at again when it ends.
+    expect(await run(cluster.task('team-a', 'kept')!)).toBeDefined();
+    expect(requeues.at(-1)).toEqual(['team-a/kept', 60_000]);
+    clock.ms += 60_000;
+    await run(cluster.task('team-a', 'kept')!);
+    expect(cluster.task('team-a', 'kept')).toBeUndefined();
+    expect(cluster.approvals).toEqual([]);
+    // The agent's ledger keeps the grant: re-issuance limits do not reset with the task.
+    expect((await ledger.entries('team-a', 'log-summarizer')).map((e) => e.uid)).toContain(task.metadata.uid);
+  });
+
+  it('keeps ended tasks for ever with retention 0, and never deletes a live one', async () => {
+    const { cluster, run, clock } = setup();
+    const task = cluster.put(taskFixture('forever'));
+    await run(task);
+    clock.ms += 365 * 24 * 3_600_000;
+    const t = cluster.task('team-a', 'forever')!;
+    expect((await run(t))?.status?.phase).toBe('Expired');
+    expect(await run(cluster.task('team-a', 'forever')!)).toBeDefined();
+  });
+});
+
+describe('Reconciler: metrics', () => {
+  it('counts one policy evaluation per decision (the engine times it, not the reconciler too)', async () => {
+    const metrics = new Metrics();
+    const counted = new PolicyEngine({ schemaText: readFileSync('policies/schema.cedarschema', 'utf8'), logger: silentLogger(), metrics });
+    expect(counted.load((await readPolicyDir('policies')).sources).type).toBe('loaded');
+    const { cluster, run } = setupWith(counted, metrics);
+    await run(cluster.put(taskFixture('counted')));
+    const { values } = await metrics.policyEvaluationSeconds.get();
+    expect(values.find((v) => v.metricName === 'taskgrant_policy_evaluation_seconds_count')?.value).toBe(1);
+  });
+});
