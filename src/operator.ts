@@ -1,5 +1,6 @@
 // Composition: config -> clients -> policy engine -> caches -> controller + servers.
 // main.ts runs it as a process; integration tests start it in-process with their own config.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -147,6 +148,13 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
       logger,
     }),
   };
+  metrics.watchCertificate(() => {
+    try {
+      return new X509Certificate(certs.current().cert).validToDate.getTime() / 1000;
+    } catch {
+      return undefined; // nothing readable served: the series keeps its last value, or stays absent
+    }
+  });
   // Read once: the API server's client CA changes only with its own configuration (a restart of both).
   const clientCa = config.webhookClientCaFile ? readFileSync(config.webhookClientCaFile, 'utf8') : undefined;
   const webhook: HttpsHandle = await serveHttps(createApp({ ...deps, requireClientCert: clientCa !== undefined }), {
@@ -178,10 +186,12 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
         logger,
         onStartedLeading: () => {
           logger.info({ lease: config.leaseName }, 'leading: reconciling');
+          metrics.leader.set(1);
           ledger.reset(); // another leader may have recorded grants since we last read
           controller.start();
         },
         onStoppedLeading: async () => {
+          metrics.leader.set(0);
           await controller.stop();
           if (!stopping) {
             logger.error({ lease: config.leaseName }, 'lost leadership; exiting so a fresh process can compete again');
@@ -190,8 +200,12 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
         },
       })
     : undefined;
+  metrics.leader.set(0);
   if (elector) elector.start();
-  else controller.start();
+  else {
+    controller.start();
+    metrics.leader.set(1);
+  }
   startedUp = true;
   logger.info({ namespace: config.namespace, policyDir: config.policyDir, healthPort: health.port, webhookPort: webhook.port, revision: engine.revision }, 'taskgrant started');
 

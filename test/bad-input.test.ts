@@ -70,6 +70,17 @@ describe('hostile manifests through the API server', () => {
   });
 });
 
+describe('the metrics the alerts read', () => {
+  it('exports that this replica reconciles and when the certificate it serves expires', async () => {
+    const text = (await healthRequest(operator.healthPort, '/metrics')).body;
+    expect(metricValue(text, 'taskgrant_leader')).toBe(1);
+    const expiry = metricValue(text, 'taskgrant_webhook_certificate_expiry_timestamp_seconds');
+    // The test operator's self-managed certificate is valid for a day.
+    expect(expiry * 1000).toBeGreaterThan(Date.now());
+    expect(expiry * 1000).toBeLessThanOrEqual(Date.now() + 2 * 24 * 3_600_000);
+  });
+});
+
 describe('hostile AdmissionReviews straight to the webhook port', () => {
   async function send(c: ReviewCase): Promise<{ res: RawResponse; sent: string | Buffer }> {
     const sent = c.body(ctx);

@@ -28,6 +28,23 @@ export class Metrics {
   readonly admissionDecisions = new Counter({ name: 'taskgrant_admission_decisions_total', help: 'Admission answers, by handler and result (allowed, denied, error).', labelNames: ['handler', 'result'] as const, registers: [this.registry] });
   readonly receiptsIssued = new Counter({ name: 'taskgrant_receipts_issued_total', help: 'Task receipts issued by the token exchange.', registers: [this.registry] });
   readonly receiptRequests = new Counter({ name: 'taskgrant_token_exchange_requests_total', help: 'Token exchange and verify requests, by endpoint and result.', labelNames: ['endpoint', 'result'] as const, registers: [this.registry] });
+  readonly leader = new Gauge({ name: 'taskgrant_leader', help: '1 while this replica reconciles (holds the Lease, or runs without leader election), else 0.', registers: [this.registry] });
+  private certificateNotAfter: (() => number | undefined) | undefined;
+  readonly certificateExpiry: Gauge = new Gauge({
+    name: 'taskgrant_webhook_certificate_expiry_timestamp_seconds',
+    help: 'When the webhook serving certificate this replica serves expires (Unix time).',
+    registers: [this.registry],
+    // Read at scrape time: the certificate served now, rotated or not.
+    collect: () => {
+      const notAfter = this.certificateNotAfter?.();
+      if (notAfter !== undefined) this.certificateExpiry.set(notAfter);
+    },
+  });
+
+  /** Where taskgrant_webhook_certificate_expiry_timestamp_seconds reads the served certificate's notAfter. */
+  watchCertificate(notAfterSeconds: () => number | undefined): void {
+    this.certificateNotAfter = notAfterSeconds;
+  }
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'taskgrant_process_' });

@@ -6,6 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseManifests } from '../../src/kube/manifests.js';
+import { Metrics } from '../../src/telemetry/metrics.js';
 import { WEBHOOK_ROUTES } from '../../src/webhook/index.js';
 import { adminConfig, createNamespace } from '../harness/kube.js';
 import { repoRoot } from '../harness/paths.js';
@@ -204,10 +205,29 @@ describe('helm template with non-default values', () => {
     bindableClusterRoles: ['view'],
     networkPolicy: { enabled: true },
     serviceMonitor: { enabled: true, labels: { release: 'prometheus' } },
+    prometheusRule: { enabled: true, labels: { release: 'prometheus' } },
+    grafanaDashboard: { enabled: true },
   };
   let objects: Manifest[];
   beforeAll(async () => {
     objects = await render(RELEASE, ns, custom);
+  });
+
+  it('ships alerts and a dashboard that read only metrics the operator exports', async () => {
+    const exported = new Set((await new Metrics().registry.getMetricsAsJSON()).map((m) => m.name));
+    const named = (expr: string) => [...expr.matchAll(/taskgrant_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, ''));
+    const rules = (find(objects, 'PrometheusRule') as { spec: { groups: Array<{ rules: Array<{ alert: string; expr: string; labels: { severity: string }; annotations: { summary: string } }> }> } }).spec.groups.flatMap((g) => g.rules);
+    expect(rules.map((r) => r.alert)).toEqual(expect.arrayContaining(['TaskgrantRevocationSlow', 'TaskgrantReconcileFailing', 'TaskgrantGrantsFailing', 'TaskgrantWebhookErrors', 'TaskgrantPolicyReloadRefused', 'TaskgrantNoLeader', 'TaskgrantCertificateExpiring']));
+    for (const rule of rules) {
+      expect({ alert: rule.alert, unknown: named(rule.expr).filter((n) => !exported.has(n)) }).toEqual({ alert: rule.alert, unknown: [] });
+      expect(['warning', 'critical']).toContain(rule.labels.severity);
+      expect(rule.annotations.summary.length).toBeGreaterThan(0);
+    }
+    const dashboard = find(objects, 'ConfigMap', `${FULLNAME}-dashboard`) as { metadata: { labels: Record<string, string> }; data: Record<string, string> };
+    expect(dashboard.metadata.labels['grafana_dashboard']).toBe('1');
+    const panels = (JSON.parse(dashboard.data['taskgrant.json'] ?? '{}') as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> }).panels;
+    expect(panels.length).toBeGreaterThan(8);
+    for (const panel of panels) for (const target of panel.targets) expect({ panel: panel.title, unknown: named(target.expr).filter((n) => !exported.has(n)) }).toEqual({ panel: panel.title, unknown: [] });
   });
 
   it('mounts the API server client CA and points the operator at it', () => {
@@ -219,7 +239,7 @@ describe('helm template with non-default values', () => {
   });
 
   it('renders cert-manager and ServiceMonitor objects, and everything else is accepted by the API server', async () => {
-    expect(objects.filter(foreign).map((o) => o.kind).sort()).toEqual(['Certificate', 'Issuer', 'ServiceMonitor']);
+    expect(objects.filter(foreign).map((o) => o.kind).sort()).toEqual(['Certificate', 'Issuer', 'PrometheusRule', 'ServiceMonitor']);
     expect(find(objects, 'Certificate')).toMatchObject({ spec: { secretName: `${FULLNAME}-webhook-tls`, dnsNames: [`${FULLNAME}-webhook.${ns}.svc`, `${FULLNAME}-webhook.${ns}.svc.cluster.local`], issuerRef: { kind: 'Issuer', name: `${FULLNAME}-selfsigned` } } });
     expect(find(objects, 'ServiceMonitor')).toMatchObject({ metadata: { labels: { release: 'prometheus' } }, spec: { endpoints: [{ port: 'http-metrics', path: '/metrics' }] } });
     expect(await serverDryRun(admin, objects.filter((o) => !foreign(o)))).toEqual([]);
