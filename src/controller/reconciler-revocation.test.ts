@@ -64,6 +64,40 @@ describe('Reconciler: revocation', () => {
   });
 });
 
+describe('Reconciler: policy reloads', () => {
+  it('re-decides a live task once under a new revision, writes nothing while it is still allowed, and revokes it when not', async () => {
+    let revision = 'rev-1';
+    let evaluations = 0;
+    let allow = true;
+    const policy = {
+      ready: true,
+      get revision() {
+        return revision;
+      },
+      evaluate: (input: Parameters<typeof engine.evaluate>[0]) => {
+        evaluations += 1;
+        const decided = engine.evaluate(input);
+        return allow ? { ...decided, revision } : { type: 'deny' as const, revision, reason: 'not any more', determiningPolicies: ['test'], errors: [], tuples: [], approvalWouldAllow: false };
+      },
+    };
+    const { cluster, run } = setup(policy);
+    const task = await run(cluster.put(taskFixture('reloaded')));
+    expect(task?.status?.phase).toBe('Granted');
+    revision = 'rev-2';
+    const writes = cluster.writes.length;
+    evaluations = 0;
+    await run(cluster.task('team-a', 'reloaded')!);
+    await run(cluster.task('team-a', 'reloaded')!);
+    expect(evaluations).toBe(1); // re-decided once under rev-2, then remembered
+    expect(cluster.writes.slice(writes)).toEqual([]);
+    revision = 'rev-3';
+    allow = false;
+    const ended = await run(cluster.task('team-a', 'reloaded')!);
+    expect(ended?.status?.phase).toBe('Revoked');
+    expect(ended?.status?.reason).toBe('PolicyChanged');
+  });
+});
+
 describe('Reconciler: retention', () => {
   it('deletes an ended task and its approvals once the retention period has passed, not before', async () => {
     const { cluster, run, clock, requeues, ledger } = setupWith(engine, new Metrics(), 60_000);

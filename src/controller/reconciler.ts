@@ -247,7 +247,10 @@ export class Reconciler {
     const pods = this.deps.view.podsOfTask(task.metadata.namespace, task.metadata.name);
     const parent = this.parentOf(task);
     const trigger = firedTrigger({ task, pods, parent, now });
-    if (trigger) return this.revoker.revoke(task, trigger);
+    if (trigger) {
+      this.verifier.forget(task.metadata.uid ?? '');
+      return this.revoker.revoke(task, trigger);
+    }
     const approved = latestApproval(task, this.deps.view.approvalsOf(task.metadata.namespace, task.metadata.name))?.spec.decision === 'Approve';
     const facts = { task, parent, depth: this.delegationDepth(task), approved, sensitivityFloor: this.sensitivityFloor(task) };
     const unverified = await this.verifier.unverified(facts);
@@ -258,13 +261,11 @@ export class Reconciler {
         message: `The status says ${task.status?.phase ?? 'Granted'}, but taskgrant cannot derive that grant (${unverified}); it grants nothing on a record it did not make.`,
       });
     }
+    // Re-decided under a new policy revision: revoked if no longer allowed, and if still allowed
+    // nothing is written (a reload must not become a write to every live task); the status keeps
+    // the revision it was granted under.
     const policy = await this.verifier.policyVerdict(facts, now);
     if (policy.type === 'revoke') return this.revoker.revoke(task, policy.trigger);
-    if (policy.type === 'allowed' && policy.decision.type !== 'error') {
-      const status = task.status ?? {};
-      await this.transitions.write(task, { phase: status.phase ?? 'Granted', reason: status.reason ?? 'PolicyAllowed', message: status.message ?? '', decision: decisionStatus(policy.decision, now) });
-      task = this.transitions.latest(task);
-    }
 
     let objects: 'ready' | 'ceiling';
     try {

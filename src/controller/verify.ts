@@ -24,10 +24,22 @@ export interface VerifierDeps {
   operatorNamespace: string | undefined;
 }
 
+/** `current`: nothing to do; `allowed`: re-decided under a new revision and still allowed (nothing to write); `revoke`: no longer allowed. */
 export type PolicyVerdict = { type: 'current' } | { type: 'allowed'; decision: Decision } | { type: 'revoke'; trigger: Trigger };
 
 export class GrantVerifier {
+  /**
+   * Live tasks re-decided and still allowed under `revision`, so a policy reload re-decides each
+   * once, without writing to every live task when nothing about it changed.
+   */
+  private allowedUnder: { revision: string | undefined; uids: Set<string> } = { revision: undefined, uids: new Set() };
+
   constructor(private readonly deps: VerifierDeps) {}
+
+  /** Drops what is remembered of a task that ended. */
+  forget(uid: string): void {
+    this.allowedUnder.uids.delete(uid);
+  }
 
   /**
    * Why the grant cannot be derived again, or undefined when it can: this task's ledger entry
@@ -59,10 +71,15 @@ export class GrantVerifier {
     const { task } = facts;
     const current = this.deps.policy.revision;
     if (!this.deps.policy.ready || !current || task.status?.decision?.policyRevision === current) return { type: 'current' };
+    if (this.allowedUnder.revision !== current) this.allowedUnder = { revision: current, uids: new Set() };
+    if (this.allowedUnder.uids.has(task.metadata.uid ?? '')) return { type: 'current' };
     const issuedAt = Date.parse(task.status?.grant?.issuedAt ?? '') || now;
     const entries = await this.deps.ledger.entries(task.metadata.namespace, task.spec.agent);
     const decision = this.decide(facts, this.grantsBefore(entries, task, issuedAt));
-    if (decision.type === 'allow') return { type: 'allowed', decision };
+    if (decision.type === 'allow') {
+      this.allowedUnder.uids.add(task.metadata.uid ?? '');
+      return { type: 'allowed', decision };
+    }
     return { type: 'revoke', trigger: { reason: 'PolicyChanged', phase: 'Revoked', message: `Policy revision ${current} no longer allows this task: ${decision.reason}.` } };
   }
 
