@@ -24,7 +24,7 @@ export interface ReviewedIdentity {
   audiences?: string[];
 }
 
-export type TokenReviewOutcome = { authenticated: true; identity: ReviewedIdentity } | { authenticated: false; error: string };
+export type TokenReviewOutcome = { type: 'authenticated'; identity: ReviewedIdentity } | { type: 'unauthenticated'; error: string };
 
 /** The facts about a pod that decide whether it is a task's pod. */
 export interface PodFacts {

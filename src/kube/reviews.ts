@@ -15,9 +15,9 @@ export class Reviews {
         { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, ...(audiences.length > 0 ? { audiences } : {}) } },
       );
       const status = review.status;
-      if (status?.authenticated !== true || !status.user?.username) return { authenticated: false, error: status?.error ?? 'token not authenticated' };
+      if (status?.authenticated !== true || !status.user?.username) return { type: 'unauthenticated', error: status?.error ?? 'token not authenticated' };
       return {
-        authenticated: true,
+        type: 'authenticated',
         identity: {
           username: status.user.username,
           uid: status.user.uid ?? '',
@@ -27,7 +27,7 @@ export class Reviews {
         },
       };
     } catch (err) {
-      return { authenticated: false, error: `token review failed: ${(err as Error).message}` };
+      return { type: 'unauthenticated', error: `token review failed: ${(err as Error).message}` };
     }
   }
 

@@ -99,7 +99,7 @@ async function reviewWithin(deps: ReceiptsDeps, token: string): Promise<TokenRev
     timer = setTimeout(() => resolve('timeout'), deps.reviewTimeoutMs ?? DEFAULT_REVIEW_TIMEOUT_MS);
   });
   // A reviewer that throws despite its contract is a failed review, never an exception that escapes.
-  const review = deps.tokenReviewer.reviewToken(token).catch((err: unknown): TokenReviewOutcome => ({ authenticated: false, error: `token review failed: ${err instanceof Error ? err.message : String(err)}` }));
+  const review = deps.tokenReviewer.reviewToken(token).catch((err: unknown): TokenReviewOutcome => ({ type: 'unauthenticated', error: `token review failed: ${err instanceof Error ? err.message : String(err)}` }));
   try {
     return await Promise.race([review, deadline]);
   } finally {
@@ -114,7 +114,7 @@ export async function exchangeToken(request: ExchangeRequest, deps: ReceiptsDeps
 
   const review = await reviewWithin(deps, request.subjectToken);
   if (review === 'timeout') return { type: 'unavailable', description: 'the token review did not answer in time; try again', about };
-  if (!review.authenticated) return refused('subject_token is not an authenticated Kubernetes token', { reviewError: review.error });
+  if (review.type !== 'authenticated') return refused('subject_token is not an authenticated Kubernetes token', { reviewError: review.error });
   const identity = review.identity;
   about.username = identity.username;
 

@@ -75,7 +75,7 @@ export function taskPod(overrides: Partial<PodFacts> = {}): PodFacts {
 /** `pod: null` for a token bound to no pod. */
 export function podBound(username = `system:serviceaccount:${NS}:${TASK_SA}`, pod: string | null = POD, podUid = POD_UID): TokenReviewOutcome {
   return {
-    authenticated: true,
+    type: 'authenticated',
     identity: { username, uid: 'sa-uid', groups: ['system:serviceaccounts', `system:serviceaccounts:${NS}`], extra: pod ? { [POD_NAME_EXTRA]: [pod], [POD_UID_EXTRA]: [podUid] } : {} },
   };
 }
@@ -88,7 +88,7 @@ export class FakeReviewer implements TokenReviewer {
   async reviewToken(token: string): Promise<TokenReviewOutcome> {
     this.seen.push(token);
     if (this.hang) return new Promise<TokenReviewOutcome>(() => undefined);
-    return this.known.get(token) ?? { authenticated: false, error: '[invalid bearer token]' };
+    return this.known.get(token) ?? { type: 'unauthenticated', error: '[invalid bearer token]' };
   }
 }
 

@@ -12,7 +12,7 @@ import type { SigningKey } from './keys.js';
 export interface TokenReviewer {
   /**
    * A TokenReview for the API server's own audience (src/kube/reviews.ts `Reviews`). Must not
-   * throw: a failed review is `authenticated: false`.
+   * throw: a failed review is `unauthenticated`.
    */
   reviewToken(token: string): Promise<TokenReviewOutcome>;
 }
