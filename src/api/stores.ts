@@ -37,3 +37,19 @@ export interface WebhookRouteSpec {
   sideEffects: 'None' | 'NoneOnDryRun';
   objectSelectorLabelExists?: string;
 }
+
+/** A pod's claim on one of its task's maxPods slots (the webhook asks, src/kube records it). */
+export interface SlotClaim {
+  namespace: string;
+  taskName: string;
+  taskUid: string;
+  agent: string;
+  maxPods: number;
+  /** Unknown at mutating admission for a generateName pod. */
+  podName: string | undefined;
+  /** The AdmissionReview's uid: names the claim until the pod's name is known. */
+  admission: string;
+  now: number;
+}
+
+export type SlotVerdict = { type: 'claimed' } | { type: 'full'; held: number } | { type: 'refused'; message: string };

@@ -3,7 +3,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { KubeApi, paths } from './api.js';
 import { ConfigMapLedger } from './ledger.js';
-import { LedgerPodSlots, type SlotClaimRequest } from './pod-slots.js';
+import type { SlotClaim } from '../api/index.js';
+import { LedgerPodSlots } from './pod-slots.js';
 import { FakeApiServer, FakeTransport } from './transport.test-support.js';
 
 const OPERATOR_NS = 'taskgrant-system';
@@ -17,7 +18,7 @@ function setup(bound: string[] = []) {
     data: { grants: JSON.stringify([{ uid: 'task-uid', task: 't', at: NOW - 1000, ttlSeconds: 900 }]) },
   });
   const replica = () => new LedgerPodSlots(new KubeApi(new FakeTransport(server.handle)), OPERATOR_NS, () => bound, 15_000);
-  const request = (over: Partial<SlotClaimRequest> = {}): SlotClaimRequest => ({ namespace: 'team-a', taskName: 't', taskUid: 'task-uid', agent: 'agent', maxPods: 1, podName: 'p1', admission: 'adm-1', now: NOW, ...over });
+  const request = (over: Partial<SlotClaim> = {}): SlotClaim => ({ namespace: 'team-a', taskName: 't', taskUid: 'task-uid', agent: 'agent', maxPods: 1, podName: 'p1', admission: 'adm-1', now: NOW, ...over });
   return { server, replica, request };
 }
 

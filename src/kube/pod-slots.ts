@@ -2,6 +2,7 @@
 // ledger (the agent's ConfigMap in the operator namespace). Every claim is written with the
 // ConfigMap's resourceVersion, so the API server serialises them: two replicas admitting the last
 // slot at once cannot both succeed, the loser re-reads and counts the winner's pod.
+import type { SlotClaim, SlotVerdict } from '../api/index.js';
 import { isStatus, paths, type KubeApi } from './api.js';
 import { ConfigMapLedger } from './ledger.js';
 import type { ConfigMapObject } from './objects.js';
@@ -13,19 +14,6 @@ import type { ConfigMapObject } from './objects.js';
  */
 export const CLAIM_GRACE_MS = 15_000;
 const ATTEMPTS = 5;
-
-export interface SlotClaimRequest {
-  namespace: string;
-  taskName: string;
-  taskUid: string;
-  agent: string;
-  maxPods: number;
-  podName: string | undefined;
-  admission: string;
-  now: number;
-}
-
-export type SlotClaimResult = { type: 'claimed' } | { type: 'full'; held: number } | { type: 'refused'; message: string };
 
 interface Claim {
   /** The pod's name, or the admission's uid while the name is unknown (generateName). */
@@ -47,7 +35,7 @@ export class LedgerPodSlots {
     private readonly graceMs = CLAIM_GRACE_MS,
   ) {}
 
-  async claim(request: SlotClaimRequest): Promise<SlotClaimResult> {
+  async claim(request: SlotClaim): Promise<SlotVerdict> {
     const name = ConfigMapLedger.nameFor(request.namespace, request.agent);
     for (let attempt = 0; attempt < ATTEMPTS; attempt += 1) {
       // Read from the API server, not a cache: the count must include the other replica's last claim.

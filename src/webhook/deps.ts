@@ -2,27 +2,14 @@
 // informer caches and clients. Lookups are synchronous on purpose: an admission answer must never
 // wait on a reconcile or a list call (the API server holds the user's request open meanwhile).
 import type { RequestHandler } from 'express';
-import type { TaskLookup } from '../api/index.js';
+import type { SlotClaim, SlotVerdict, TaskLookup } from '../api/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { UserInfo } from './admission.js';
 
 export type { TaskLookup };
 
-export interface SlotClaim {
-  namespace: string;
-  taskName: string;
-  taskUid: string;
-  agent: string;
-  maxPods: number;
-  /** Unknown at mutating admission for a generateName pod. */
-  podName: string | undefined;
-  /** The AdmissionReview's uid: names the claim until the pod's name is known. */
-  admission: string;
-  now: number;
-}
-
-export type SlotVerdict = { type: 'claimed' } | { type: 'full'; held: number } | { type: 'refused'; message: string };
+export type { SlotClaim, SlotVerdict };
 
 export interface PodSlots {
   /**
