@@ -76,8 +76,24 @@ describe('Informer: list and watch', () => {
     expect(listCalls()).toBe(2);
     expect(cached('a')).toBe('6');
     expect(informer.get('ops', 'gone')).toBeUndefined();
-    expect(events).toEqual(['add a@40', 'add gone@41', 'update a@6', 'delete gone@41', 'add new@5']);
+    // What the list did not show is deleted once the whole list is in.
+    expect(events).toEqual(['add a@40', 'add gone@41', 'update a@6', 'add new@5', 'delete gone@41']);
     expect(transport.current.query).toMatchObject({ resourceVersion: '7' });
+  });
+
+  it('applies a paged list page by page, and deletes nothing when a later page fails', async () => {
+    const page = (items: ConfigMap[], cont: string, resourceVersion = '9') => json(200, { kind: 'ConfigMapList', metadata: { resourceVersion, continue: cont }, items });
+    await start(list('50', cm('a', '40'), cm('b', '41'), cm('c', '42')));
+    // The re-list: page 1 is served, the continue token has expired by page 2.
+    const answers = [page([cm('a', '60')], 'next'), json(410, { kind: 'Status', code: 410, reason: 'Expired' })];
+    transport.handler = () => answers.shift() ?? list('70', cm('a', '61'), cm('c', '62'));
+    transport.current.send('ERROR', { kind: 'Status', code: 410, reason: 'Expired' });
+    await flush();
+    await jest.advanceTimersByTimeAsync(60_000);
+    // The failed list changed a (a real, newer state) and removed nothing; the full one that
+    // followed replaced the store and deleted b.
+    expect(events).toEqual(['add a@40', 'add b@41', 'add c@42', 'update a@60', 'update a@61', 'update c@62', 'delete b@41']);
+    expect(cached('b')).toBeUndefined();
   });
 
   it('re-lists at once when the watch request itself is answered 410 Gone', async () => {

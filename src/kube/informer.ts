@@ -241,9 +241,16 @@ export class Informer<T extends KubeObject> {
     }
   }
 
+  /**
+   * Lists page by page into the store, without a second full copy: each listed object replaces
+   * its cached one as its page arrives, and what the whole list did not show is gone (a deletion
+   * the watch missed). A failed list leaves the store with real, newer states of some objects and
+   * removes nothing.
+   */
   private async relist(): Promise<void> {
     const writesBefore = this.writes;
-    const fresh = new Map<string, T>();
+    const seen = new Set<string>();
+    const recent = new Map<string, string[]>();
     let continueToken = '';
     let resourceVersion = '';
     do {
@@ -254,30 +261,37 @@ export class Informer<T extends KubeObject> {
       if (res.status === 410) throw new GoneError('list continue token expired');
       if (res.status !== 200) throw new Error(`listing ${this.options.resource}: ${res.status} ${statusMessage(res.body)}`);
       const page = JSON.parse(res.body) as { items: T[]; metadata: { resourceVersion: string; continue?: string } };
-      for (const item of page.items) fresh.set(keyOf(item), item);
+      for (const item of page.items) {
+        const key = keyOf(item);
+        seen.add(key);
+        if (item.metadata.resourceVersion !== undefined) recent.set(key, [item.metadata.resourceVersion]);
+        this.applyListed(key, slim(item), writesBefore);
+      }
       continueToken = page.metadata.continue ?? '';
       resourceVersion = page.metadata.resourceVersion;
     } while (continueToken);
-
-    // The list replaces the store, except where we wrote after it began and it does not show our
-    // write: that write is newer.
-    const keys = new Set([...this.store.entries()].map(([key]) => key).concat([...fresh.keys()]));
-    for (const key of keys) {
-      const listed = fresh.get(key);
-      const hold = this.holds.get(key);
-      if (hold && hold.seq > writesBefore && listed !== undefined && listed.metadata.resourceVersion !== hold.rv && listed.metadata.uid === this.store.get(key)?.metadata.uid) hold.stream = listed;
-      else {
-        this.release(key);
-        this.show(key, listed, false);
-      }
-    }
-    this.recent = new Map([...fresh].flatMap(([key, o]) => (o.metadata.resourceVersion === undefined ? [] : [[key, [o.metadata.resourceVersion]]])));
+    for (const [key] of [...this.store.entries()]) if (!seen.has(key)) this.applyListed(key, undefined, writesBefore);
+    this.recent = recent;
     this.resourceVersion = resourceVersion;
     this.lastListAt = Date.now();
     if (!this.hasSynced) {
       this.hasSynced = true;
       this.syncedResolve?.();
     }
+  }
+
+  /**
+   * The list's word on `key` replaces the store's, except where we wrote after the list began
+   * and it does not show our write: that write is newer.
+   */
+  private applyListed(key: string, listed: T | undefined, writesBefore: number): void {
+    const hold = this.holds.get(key);
+    if (hold && hold.seq > writesBefore && listed !== undefined && listed.metadata.resourceVersion !== hold.rv && listed.metadata.uid === this.store.get(key)?.metadata.uid) {
+      hold.stream = listed;
+      return;
+    }
+    this.release(key);
+    this.show(key, listed, false);
   }
 
   /**
