@@ -2,11 +2,14 @@ export const SENSITIVITIES = ['public', 'internal', 'confidential', 'restricted'
 export type Sensitivity = (typeof SENSITIVITIES)[number];
 export const DEFAULT_SENSITIVITY: Sensitivity = 'internal';
 
+/** How strict a level is (higher is stricter); -1 for anything that is not a level. */
+export function sensitivityRank(s: string | undefined): number {
+  return SENSITIVITIES.indexOf(s as Sensitivity);
+}
+
 /** The stricter of two levels (an unknown or missing one counts for nothing). */
 export function higherSensitivity(a: Sensitivity | undefined, b: string | undefined): Sensitivity {
-  const rank = (s: string | undefined) => SENSITIVITIES.indexOf(s as Sensitivity);
-  const winner = rank(b) > rank(a ?? DEFAULT_SENSITIVITY) ? (b as Sensitivity) : (a ?? DEFAULT_SENSITIVITY);
-  return winner;
+  return sensitivityRank(b) > sensitivityRank(a ?? DEFAULT_SENSITIVITY) ? (b as Sensitivity) : (a ?? DEFAULT_SENSITIVITY);
 }
 
 /** A namespace label by which the data owner sets the least sensitivity of any task reaching it. */

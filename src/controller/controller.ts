@@ -82,8 +82,8 @@ export class TaskController {
     ) {
       this.observe(key);
     }
-    // Deletions and revocations go ahead of grants.
-    const ending = event === 'delete' || Boolean(task.metadata.deletionTimestamp) || task.metadata.annotations?.[ANNOTATION_REVOKE] !== undefined;
+    // Deletions, revocations and expiries go ahead of grants.
+    const ending = event === 'delete' || endsNow(task, this.options.reconciler.clock.now());
     this.enqueue(key, ending);
     // Children follow their parent: a parent's grant or revocation decides theirs.
     for (const child of this.options.cluster.childrenOf(task.metadata.namespace ?? '', task.metadata.name)) this.enqueue(taskKey(child), ending);

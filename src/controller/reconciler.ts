@@ -5,15 +5,14 @@
 // revoking (revoke.ts) and writing transitions (transitions.ts) each live in a part of their own.
 import {
   FINALIZER,
-  SENSITIVITIES,
   isLive,
   isTerminal,
   parseAgentTask,
+  sensitivityRank,
   targetNamespaces,
   ttlSeconds,
   type AgentTask,
   type Requester,
-  type Sensitivity,
   type TaskApproval,
 } from '../api/index.js';
 import { isNamespaceTerminating } from '../kube/errors.js';
@@ -219,7 +218,7 @@ export class Reconciler {
   /** The data owners' floor: the highest `taskgrant.io/sensitivity` of the namespaces the task reaches. */
   private sensitivityFloor(task: AgentTask): string | undefined {
     const floors = [task.metadata.namespace, ...targetNamespaces(task)].map((ns) => this.deps.view.namespaceSensitivity(ns));
-    return floors.reduce<string | undefined>((high, s) => (s !== undefined && (high === undefined || rank(s) > rank(high)) ? s : high), undefined);
+    return floors.reduce<string | undefined>((high, s) => (s !== undefined && (high === undefined || sensitivityRank(s) > sensitivityRank(high)) ? s : high), undefined);
   }
 
   /**
@@ -334,8 +333,4 @@ export class Reconciler {
 
 export function taskKey(task: AgentTask): string {
   return `${task.metadata.namespace}/${task.metadata.name}`;
-}
-
-function rank(s: string): number {
-  return SENSITIVITIES.indexOf(s as Sensitivity);
 }

@@ -1,6 +1,7 @@
 // Which revocation trigger, if any, has fired for a live task: pure, so every trigger and their
 // precedence are unit-tested without a cluster.
 import { ANNOTATION_POD_TASK_UID, ANNOTATION_REVOKE, holdsGrant, isLive, type AgentTask } from '../api/index.js';
+import { podFacts } from '../kube/lookups.js';
 import type { PodObject } from '../kube/objects.js';
 
 export type RevocationReason =
@@ -58,7 +59,7 @@ export function firedTrigger({ task, pods, parent, now }: TriggerInput): Trigger
   // The webhook holds each pod's slot in the ledger; should more pods carry the grant anyway (a
   // webhook bypassed by an admin, a slot annotation rewritten), the grant ends for all of them.
   const maxPods = task.spec.maxPods ?? 1;
-  const running = pods.filter((p) => holdsGrant({ annotations: p.metadata.annotations, phase: p.status?.phase, terminating: Boolean(p.metadata.deletionTimestamp) }, task.metadata.uid ?? ''));
+  const running = pods.filter((p) => holdsGrant(podFacts(p), task.metadata.uid ?? ''));
   if (running.length > maxPods) {
     return { reason: 'MaxPodsExceeded', phase: 'Revoked', message: `${running.length} pods carry the grant of ${name} (${running.map((p) => p.metadata.name).sort().join(', ')}), more than its maxPods ${maxPods}; the grant is revoked.` };
   }

@@ -244,9 +244,8 @@ export class KubeCluster {
   }
 
   async recordEvent(task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string, name: string): Promise<boolean> {
-    const now = new Date().toISOString();
     try {
-      await this.createEvent(task, type, reason, message, name, now);
+      await this.createEvent(task, type, reason, message, name);
       return true;
     } catch (err) {
       if (isAlreadyExists(err)) return false;
@@ -258,18 +257,13 @@ export class KubeCluster {
   async reportPolicyRejection(cm: { metadata: { name: string; namespace?: string; uid?: string } }, message: string): Promise<void> {
     const namespace = cm.metadata.namespace ?? '';
     try {
-      await this.api.create(paths.events(namespace), {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { generateName: `${cm.metadata.name}.`, namespace },
-        involvedObject: { apiVersion: 'v1', kind: 'ConfigMap', name: cm.metadata.name, namespace, uid: cm.metadata.uid },
-        reason: 'PolicyRejected',
+      await this.postEvent(
+        { generateName: `${cm.metadata.name}.`, namespace },
+        { apiVersion: 'v1', kind: 'ConfigMap', name: cm.metadata.name, namespace, uid: cm.metadata.uid },
+        'Warning',
+        'PolicyRejected',
         message,
-        type: 'Warning',
-        source: { component: 'taskgrant' },
-        reportingComponent: REPORTING_COMPONENT,
-        reportingInstance: this.instance.slice(0, 128),
-      });
+      );
     } catch (err) {
       this.logger.warn({ err }, 'recording the policy rejection event failed');
     }
@@ -297,18 +291,19 @@ export class KubeCluster {
     return event.involvedObject?.uid === task.metadata.uid && event.reportingComponent === REPORTING_COMPONENT ? 'ours' : 'foreign';
   }
 
-  private async createEvent(task: AgentTask, type: string, reason: string, message: string, name: string, now: string): Promise<void> {
-    await this.api.create(paths.events(task.metadata.namespace), {
+  private async createEvent(task: AgentTask, type: string, reason: string, message: string, name: string): Promise<void> {
+    const { namespace, uid } = task.metadata;
+    await this.postEvent({ name, namespace }, { apiVersion: task.apiVersion, kind: task.kind, name: task.metadata.name, namespace, uid }, type, reason, message);
+  }
+
+  /** One Event about `involvedObject`, as taskgrant's controller reports it. */
+  private async postEvent(metadata: { name?: string; generateName?: string; namespace: string }, involvedObject: Record<string, unknown>, type: string, reason: string, message: string): Promise<void> {
+    const now = new Date().toISOString();
+    await this.api.create(paths.events(metadata.namespace), {
       apiVersion: 'v1',
       kind: 'Event',
-      metadata: { name, namespace: task.metadata.namespace },
-      involvedObject: {
-        apiVersion: task.apiVersion,
-        kind: task.kind,
-        name: task.metadata.name,
-        namespace: task.metadata.namespace,
-        uid: task.metadata.uid,
-      },
+      metadata,
+      involvedObject,
       reason: reason.slice(0, 128),
       message: message.slice(0, 1024),
       type,

@@ -31,16 +31,21 @@ export interface LedgerCache {
   forget(namespace: string | undefined, name: string): void;
 }
 
-function parseEntries(cm: ConfigMapObject): LedgerEntry[] {
+/**
+ * The entries of a ledger ConfigMap as stored, every field kept (the webhook's pod-slot claims
+ * ride in them); an unreadable document reads as empty.
+ */
+export function ledgerDocument(cm: ConfigMapObject | undefined): Array<Record<string, unknown>> {
   try {
-    const parsed = JSON.parse(cm.data?.grants ?? '[]') as unknown;
-    if (!Array.isArray(parsed)) return [];
-    return parsed.filter(
-      (e): e is LedgerEntry => typeof e === 'object' && e !== null && typeof e.uid === 'string' && typeof e.at === 'number' && typeof e.ttlSeconds === 'number',
-    );
+    const parsed = JSON.parse(cm?.data?.grants ?? '[]') as unknown;
+    return Array.isArray(parsed) ? parsed.filter((e): e is Record<string, unknown> => typeof e === 'object' && e !== null) : [];
   } catch {
     return [];
   }
+}
+
+function parseEntries(cm: ConfigMapObject): LedgerEntry[] {
+  return ledgerDocument(cm).filter((e): e is Record<string, unknown> & LedgerEntry => typeof e.uid === 'string' && typeof e.at === 'number' && typeof e.ttlSeconds === 'number');
 }
 
 export class ConfigMapLedger {

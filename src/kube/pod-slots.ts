@@ -4,7 +4,7 @@
 // slot at once cannot both succeed, the loser re-reads and counts the winner's pod.
 import type { SlotClaim, SlotVerdict } from '../api/index.js';
 import { isStatus, paths, type KubeApi } from './api.js';
-import { ConfigMapLedger } from './ledger.js';
+import { ConfigMapLedger, ledgerDocument } from './ledger.js';
 import type { ConfigMapObject } from './objects.js';
 
 /**
@@ -40,7 +40,7 @@ export class LedgerPodSlots {
     for (let attempt = 0; attempt < ATTEMPTS; attempt += 1) {
       // Read from the API server, not a cache: the count must include the other replica's last claim.
       const cm = await this.api.find<ConfigMapObject>(paths.configMap(this.operatorNamespace, name));
-      const entries = parseEntries(cm);
+      const entries: Entry[] = ledgerDocument(cm);
       const entry = entries.find((e) => e.uid === request.taskUid);
       if (!cm || !entry) return { type: 'refused', message: 'the grant is not recorded in its agent\'s ledger' };
       const bound = this.boundPods(request.namespace, request.taskName, request.taskUid);
@@ -58,15 +58,6 @@ export class LedgerPodSlots {
       }
     }
     return { type: 'refused', message: `the ledger kept changing under ${ATTEMPTS} attempts; try again` };
-  }
-}
-
-function parseEntries(cm: ConfigMapObject | undefined): Entry[] {
-  try {
-    const parsed = JSON.parse(cm?.data?.grants ?? '[]') as unknown;
-    return Array.isArray(parsed) ? parsed.filter((e): e is Entry => typeof e === 'object' && e !== null) : [];
-  } catch {
-    return [];
   }
 }
 
