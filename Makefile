@@ -8,13 +8,14 @@ SHELL := bash
 WITH_TOOLS := eval "$$(bash hack/toolchain.sh env)" &&
 JEST := node --expose-gc --experimental-vm-modules node_modules/jest/bin/jest.js
 
-.PHONY: help toolchain deps build typecheck lint test test-unit test-integration test-chaos chart-test cluster-up cluster-down image run bench clean
+.PHONY: help toolchain deps build typecheck lint test test-unit test-integration test-chaos chart-test cluster-up cluster-down image plugin run bench clean
 
 help:
 	@echo "make test        install what is needed, typecheck, lint, unit + integration tests (the CI command)"
 	@echo "make run         local control plane (unless KUBECONFIG is set), CRDs, webhooks, policies; operator in the foreground"
 	@echo "make cluster-up  start the local cluster (control plane + a real node) in the background (.local/kubeconfig); make cluster-down stops it and cleans the host"
 	@echo "make image       build localhost/taskgrant:dev and localhost/taskgrant-demo-agent:dev and load them into the local node"
+	@echo "make plugin      dist/kubectl-taskgrant: the kubectl plugin as one executable with Node inside, its krew archive and manifest"
 	@echo "make chart-test  helm lint, helm template and helm install of charts/taskgrant into a local control plane"
 	@echo "make test-chaos  a longer crash + API-fault run (1000 + 300 task lifecycles)"
 	@echo "make bench       benchmarks beside their baselines; bench/results/latest.json"
@@ -70,6 +71,12 @@ cluster-down:
 # (test/harness/images.ts), as OCI archives under .local/images/, loaded into the node if it runs.
 image: build
 	$(WITH_TOOLS) node dist/test/harness/cluster-cli.js image
+
+# The kubectl plugin as a single executable with Node inside (no Node needed where it runs), the
+# krew archive holding it and dist/taskgrant.yaml, the krew manifest with that archive's sha256
+# (src/packaging/plugin.ts).
+plugin: build
+	$(WITH_TOOLS) node dist/src/packaging/plugin.js
 
 run: build
 	$(WITH_TOOLS) bash hack/run.sh

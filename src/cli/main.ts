@@ -17,12 +17,15 @@ async function confirm(question: string): Promise<boolean> {
 // error worth a stack trace.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
 
-const code = await run(process.argv.slice(2), {
+// No top-level await: the single executable (src/packaging/plugin.ts) runs this module bundled
+// as CommonJS, the only format Node 24's single-executable applications start.
+void run(process.argv.slice(2), {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
   readStdin: () => text(process.stdin),
   ...(process.stdin.isTTY && process.stderr.isTTY ? { confirm } : {}),
+}).then((code) => {
+  // Exit explicitly: a kept-alive HTTPS socket must not hold the command open. Waiting for stdout
+  // to drain first keeps piped output (`| jq`) whole.
+  process.stdout.write('', () => process.exit(code));
 });
-// Exit explicitly: a kept-alive HTTPS socket must not hold the command open. Waiting for stdout to
-// drain first keeps piped output (`| jq`) whole.
-process.stdout.write('', () => process.exit(code));

@@ -33,6 +33,11 @@ export function connect(options: KubeconfigOptions): CliConnection {
     kc.setCurrentContext(options.context);
   }
   const cluster = kc.getCurrentCluster();
+  // Finding no kubeconfig and no ServiceAccount, client-node settles for http://localhost:8080 as
+  // "loaded-context", then refuses plain HTTP at the first request: say what is missing instead.
+  if (!options.kubeconfig && kc.getCurrentContext() === 'loaded-context' && cluster?.server === 'http://localhost:8080') {
+    throw new Error('no kubeconfig found (pass --kubeconfig, set KUBECONFIG or create ~/.kube/config)');
+  }
   if (!cluster) throw new Error('no Kubernetes cluster configured (set --kubeconfig, --context or KUBECONFIG)');
   const namespace = kc.getContextObject(kc.getCurrentContext())?.namespace || 'default';
   return { client: new TasksClient(new KubeApi(kc)), namespace, server: cluster.server };
