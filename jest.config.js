@@ -26,7 +26,7 @@ export default {
       ...shared,
       displayName: 'chart',
       testMatch: ['<rootDir>/test/chart/**/*.test.ts'],
-      globalSetup: '<rootDir>/dist/test/harness/global-setup.js',
+      globalSetup: '<rootDir>/dist/test/harness/global-setup-chart.js',
       globalTeardown: '<rootDir>/dist/test/harness/global-teardown.js',
     },
   ],

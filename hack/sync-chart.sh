@@ -18,4 +18,4 @@ cp "$root/crds/taskgrant.io_token-guard.yaml" "$chart/files/token-guard.yaml"
 cp "$root/crds/taskgrant.io_status-guard.yaml" "$chart/files/status-guard.yaml"
 
 rm -f "$chart"/files/policies/*
-cp "$root"/policies/*.cedar "$root/policies/schema.cedarschema" "$chart/files/policies/"
+cp "$root"/policies/*.cedar "$root"/policies/*.cedarschema "$chart/files/policies/"

@@ -36,6 +36,17 @@ export interface Config {
   webhookService: string;
   /** Name of the Mutating/ValidatingWebhookConfiguration whose caBundle the operator keeps. */
   webhookConfigName: string;
+  /**
+   * Serve the request-time authorizer (SubjectAccessReview webhook) for task identities. Only
+   * useful where the API server's AuthorizationConfiguration calls it (README, "Request time").
+   */
+  authorizer: boolean;
+  authzHost: string;
+  authzPort: number;
+  /** tls.crt and tls.key of the authorizer: the API server's kubeconfig for it names their CA. */
+  authzTlsDir: string;
+  /** How often counted usage is written to status.usage. */
+  usageFlushMs: number;
   /** Full re-list period of every informer. */
   informerResyncMs: number;
   /** A watch silent for this long (no event, no bookmark) is restarted. */
@@ -104,6 +115,11 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     .option('--tls-dir <dir>', 'tls.crt and tls.key (cert-manager mode)', '/etc/taskgrant/tls')
     .option('--webhook-service <name>', 'Service in front of the webhook port', 'taskgrant-webhook')
     .option('--webhook-config-name <name>', 'name of the webhook configurations to keep the caBundle of', 'taskgrant')
+    .option('--authorizer', "serve the request-time authorizer for task identities (needs the API server's AuthorizationConfiguration and --webhook-client-ca)", env.TASKGRANT_AUTHORIZER === 'true')
+    .option('--authz-host <host>', 'address the authorizer binds', '127.0.0.1')
+    .option('--authz-port <port>', 'port of the authorizer', port, 9444)
+    .option('--authz-tls-dir <dir>', "tls.crt and tls.key the authorizer serves (signed by the CA its API server kubeconfig names)", '/etc/taskgrant/authz-tls')
+    .option('--usage-flush-interval <duration>', 'how often usage counts are written to status.usage', durationMs, 5_000)
     .option('--informer-resync <duration>', 'full re-list period of every cache', durationMs, durationMs(env.TASKGRANT_INFORMER_RESYNC ?? '5m'))
     .option('--informer-stall <duration>', 'restart a watch silent for this long', durationMs, durationMs(env.TASKGRANT_INFORMER_STALL ?? '150s'))
     .exitOverride()
@@ -133,8 +149,15 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     webhookConfigName: string;
     informerResync: number;
     informerStall: number;
+    authorizer: boolean;
+    authzHost: string;
+    authzPort: number;
+    authzTlsDir: string;
+    usageFlushInterval: number;
   }>();
   if (o.webhookUrl && !/^https:\/\//.test(o.webhookUrl)) throw new InvalidArgumentError('--webhook-url must be an https:// URL');
+  // Every review counts against a task's budget: a caller other than the API server could burn it.
+  if (o.authorizer && !o.webhookClientCa) throw new InvalidArgumentError("--authorizer needs --webhook-client-ca: only the API server's client certificate may ask it");
   return Object.freeze({
     kubeconfig: o.kubeconfig || undefined,
     namespace: o.namespace,
@@ -157,6 +180,11 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     tlsDir: o.tlsDir,
     webhookService: o.webhookService,
     webhookConfigName: o.webhookConfigName,
+    authorizer: o.authorizer,
+    authzHost: o.authzHost,
+    authzPort: o.authzPort,
+    authzTlsDir: o.authzTlsDir,
+    usageFlushMs: o.usageFlushInterval,
     informerResyncMs: o.informerResync,
     informerStallMs: o.informerStall,
   });

@@ -4,7 +4,11 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SCHEMA_FILE, PolicyEngine } from './policy/index.js';
+import { RUNTIME_SCHEMA_FILE, SCHEMA_FILE, PolicyEngine } from './policy/index.js';
+import { delegationDepthOf, sensitivityFloorOf } from './api/index.js';
+import { RequestAuthorizer, UsageBook, UsageFlusher, authzListener } from './authz/index.js';
+import { withRisk } from './controller/risk.js';
+import { isStatus } from './kube/api.js';
 import type { Config } from './config.js';
 import { TaskController } from './controller/controller.js';
 import { PolicySync } from './controller/policy-sync.js';
@@ -38,6 +42,8 @@ export interface Operator {
   readonly policySync: PolicySync;
   readonly healthPort: number;
   readonly webhookPort: number;
+  /** The request-time authorizer's port, when it is served. */
+  readonly authzPort: number | undefined;
   /** Stops the webhook server alone (tests simulate a webhook outage with it). */
   stopWebhook(): Promise<void>;
   /** Resolves if this replica loses leadership while running (the process should exit). */
@@ -60,6 +66,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
   const kc = await loadKubeConfig(config.kubeconfig);
   const schemaText = await readFile(join(config.policyDir, SCHEMA_FILE), 'utf8');
   const engine = new PolicyEngine({ schemaText, logger, metrics });
+  const runtimeEngine = new PolicyEngine({ schemaText: await readFile(join(config.policyDir, RUNTIME_SCHEMA_FILE), 'utf8'), logger, metrics, family: 'runtime' });
 
   if (config.install) {
     await ensureNamespace(kc, config.namespace);
@@ -82,7 +89,8 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     sweepIntervalMs: overrides.sweepIntervalMs ?? 30_000,
     reconciler: {
       ledger,
-      policy: engine,
+      // The cluster's risk level is part of every grant-time decision (controller/risk.ts).
+      policy: withRisk(engine, () => cluster.riskLevel().level),
       approvers: {
         mayApprove: (approver, namespace) =>
           reviews.userCan({ username: approver.username ?? '', ...(approver.uid ? { uid: approver.uid } : {}), groups: approver.groups ?? [] }, { verb: 'approve', group: 'taskgrant.io', resource: 'agenttasks', namespace }),
@@ -107,15 +115,49 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     },
   });
 
+  // The runtime family shares the directory and the ConfigMaps (keys *.runtime.cedar); the
+  // grant family's sync starts and stops the ConfigMap informer for both.
+  const runtimeSync = new PolicySync({
+    engine: runtimeEngine,
+    family: 'runtime',
+    policyDir: config.policyDir,
+    namespace: config.namespace,
+    configMaps: { list: () => cluster.policyConfigMaps.list(), on: (handler) => cluster.policyConfigMaps.on(() => handler()), start: async () => undefined, stop: async () => undefined },
+    reportRejection: (cm, message) => cluster.reportPolicyRejection(cm, message),
+    logger,
+    metrics,
+    onLoaded: (revision) => logger.info({ revision, policies: runtimeEngine.policyIds().length }, 'runtime policy set loaded'),
+  });
+  let riskLevel = 'normal';
+  cluster.risk.on(() => {
+    const reading = cluster.riskLevel();
+    if (reading.problem) logger.error({ problem: reading.problem }, 'the risk level ConfigMap holds no valid level');
+    if (reading.level === riskLevel) return;
+    logger.warn({ from: riskLevel, to: reading.level }, 'cluster risk level changed: re-deciding every live task');
+    riskLevel = reading.level;
+    controller.onPolicyReload();
+  });
+
   const health: RunningServer = await startHealthServer({
     host: config.healthHost,
     port: config.healthPort,
     registry: metrics.registry,
     notReady: () =>
-      stopping ? 'shutting down' : !startedUp ? 'starting' : !cluster.synced ? 'caches not synced' : !engine.ready ? 'no valid policy set loaded' : undefined,
+      stopping
+        ? 'shutting down'
+        : !startedUp
+          ? 'starting'
+          : !cluster.synced
+            ? 'caches not synced'
+            : !engine.ready
+              ? 'no valid policy set loaded'
+              : config.authorizer && !runtimeEngine.ready
+                ? 'no valid runtime policy set loaded'
+                : undefined,
+    detail: () => `authorization: ${config.authorizer ? 'request-time (taskgrant authorizer served; RBAC still decides what passes it)' : 'RBAC only (grant time)'}; risk: ${cluster.riskLevel().level}`,
   });
 
-  await Promise.all([cluster.start(), policySync.start()]);
+  await Promise.all([cluster.start(), policySync.start().then(() => runtimeSync.start())]);
 
   const certs: CertSource =
     config.certMode === 'cert-manager'
@@ -164,6 +206,44 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     ...(clientCa ? { clientCa } : {}),
     onConnection: () => metrics.webhookConnections.inc(),
   });
+  const usage = new UsageBook();
+  let authz: { server: HttpsHandle; certs: FileCerts; flusher: UsageFlusher } | undefined;
+  if (config.authorizer) {
+    const authzCerts = new FileCerts(config.authzTlsDir, logger);
+    await authzCerts.start();
+    const taskOfServiceAccount = new TaskOfServiceAccount(cluster);
+    const pods = new TaskPods(cluster);
+    const authorizer = new RequestAuthorizer({
+      taskOf: (namespace, serviceAccount) => taskOfServiceAccount.find(namespace, serviceAccount),
+      pod: (namespace, name) => pods.get(namespace, name),
+      risk: () => cluster.riskLevel().level,
+      policy: runtimeEngine,
+      usage,
+      approved: (task) => task.status?.approval?.approvedAt !== undefined,
+      delegationDepth: (task) => delegationDepthOf(task, { get: (namespace, name) => cluster.task(namespace, name) }),
+      sensitivityFloor: (task) => sensitivityFloorOf(task, (namespace) => cluster.namespaceSensitivity(namespace)),
+      now: () => new Date(),
+    });
+    const flusher = new UsageFlusher({
+      book: usage,
+      taskByUid: (uid) => cluster.taskByUid(uid),
+      write: (task, counted) => cluster.writeTaskUsage(task, counted),
+      isConflict: (err) => isStatus(err, 409),
+      intervalMs: config.usageFlushMs,
+      logger,
+      metrics,
+      now: () => new Date(),
+    });
+    flusher.start();
+    const server = await serveHttps(authzListener({ authorizer, logger, metrics, requireClientCert: true }), {
+      port: config.authzPort,
+      host: config.authzHost,
+      tls: () => authzCerts.current(),
+      ...(clientCa ? { clientCa } : {}),
+      // The API server holds its connections for reuse; our idle timeout outlasts its own.
+    });
+    authz = { server, certs: authzCerts, flusher };
+  }
   if (config.install) {
     await installWebhookConfigurations(kc, WEBHOOK_ROUTES, {
       name: config.webhookConfigName,
@@ -207,7 +287,10 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     metrics.leader.set(1);
   }
   startedUp = true;
-  logger.info({ namespace: config.namespace, policyDir: config.policyDir, healthPort: health.port, webhookPort: webhook.port, revision: engine.revision }, 'taskgrant started');
+  logger.info(
+    { namespace: config.namespace, policyDir: config.policyDir, healthPort: health.port, webhookPort: webhook.port, authzPort: authz?.server.port, revision: engine.revision, authorization: config.authorizer ? 'request-time' : 'rbac-only' },
+    'taskgrant started',
+  );
 
   return {
     logger,
@@ -218,6 +301,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     policySync,
     healthPort: health.port,
     webhookPort: webhook.port,
+    authzPort: authz?.server.port,
     stopWebhook: () => webhook.close(),
     lostLeadership,
     async stop() {
@@ -225,10 +309,16 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
       // Release the Lease first so a standby replica takes over at once, not after expiry.
       await elector?.stop({ release: true });
       await webhook.close().catch(() => undefined);
+      if (authz) {
+        await authz.server.close().catch(() => undefined);
+        authz.certs.stop();
+        await authz.flusher.stop();
+      }
       certs.stop();
       keys.stop();
       await controller.stop();
       await policySync.stop();
+      await runtimeSync.stop();
       await cluster.stop();
       await health.close();
       logger.info({}, 'taskgrant stopped');

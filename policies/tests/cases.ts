@@ -7,7 +7,7 @@
 //   deny              - denied, and approval would not change it (phase Denied)
 // policies: @ids that must be among the determining policies (the permits of an allow, the
 //   forbids of a deny).
-import type { PermissionRule, Sensitivity } from '../../src/api/index.js';
+import type { PermissionRule, RiskLevel, Sensitivity } from '../../src/api/index.js';
 
 export type Expectation = 'allow' | 'approval-required' | 'deny';
 
@@ -21,6 +21,8 @@ export interface DecisionCase {
   recentGrants?: number;
   recentGrantSeconds?: number;
   delegationDepth?: number;
+  /** The cluster's risk level (taskgrant-risk); normal when absent. */
+  risk?: RiskLevel;
   expect: Expectation;
   policies?: string[];
   /** A fragment the deny reason must contain. */
@@ -127,5 +129,10 @@ export const cases: DecisionCase[] = [
   { name: 'approved read plus bind', permissions: [read(['pods']), rule(['bind'], ['clusterroles'], ['rbac.authorization.k8s.io'])], approved: true, expect: 'deny', policies: ['forbid-escalation-verbs'] },
   { name: 'one forbidden name among allowed ones', permissions: [rule(['get'], ['configmaps', 'serviceaccounts/token'], [''], { resourceNames: ['a', 'b'] })], approved: true, expect: 'deny', policies: ['forbid-serviceaccount-token'] },
   { name: 'many reads across groups', permissions: [read(['pods', 'services', 'endpoints']), read(['deployments', 'statefulsets'], { apiGroups: ['apps'] }), read(['jobs', 'cronjobs'], { apiGroups: ['batch'] })], expect: 'allow' },
+  // Risk (policies/risk.cedar): elevated keeps own-namespace reads, asks approval for the rest; lockdown denies all.
+  { name: 'elevated risk: own-namespace read goes on', permissions: [read(['pods'])], risk: 'elevated', expect: 'allow' },
+  { name: 'elevated risk: a write needs approval', permissions: [rule(['delete'], ['pods'])], risk: 'elevated', expect: 'approval-required', policies: ['risk-elevated-needs-approval'] },
+  { name: 'elevated risk: an approved write is allowed', permissions: [rule(['delete'], ['pods'])], risk: 'elevated', approved: true, expect: 'allow' },
+  { name: 'lockdown: even an approved read is denied', permissions: [read(['pods'])], risk: 'lockdown', approved: true, expect: 'deny', policies: ['risk-lockdown'] },
   { name: 'unknown verb is denied even approved', permissions: [read(['pods']), rule(['frobnicate'], ['pods'])], approved: true, expect: 'deny', reason: 'unknown verb "frobnicate"' },
 ];

@@ -35,6 +35,7 @@ function decide(c: DecisionCase): Decision {
     recentGrants: c.recentGrants ?? 0,
     recentGrantSeconds: c.recentGrantSeconds ?? 0,
     delegationDepth: c.delegationDepth ?? 0,
+    ...(c.risk ? { risk: c.risk } : {}),
   });
 }
 

@@ -7,3 +7,5 @@ export * from './types.js';
 export * from './naming.js';
 export * from './identity.js';
 export * from './stores.js';
+export * from './risk.js';
+export * from './task-facts.js';

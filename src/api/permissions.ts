@@ -46,7 +46,12 @@ export function targetNamespaces(task: Pick<AgentTask, 'spec' | 'metadata'>): st
 
 /** Whether `tuple` is covered by `granted` (same verb, group, resource, namespace; unnamed covers every name). */
 export function tupleCovered(tuple: PermissionTuple, granted: readonly PermissionTuple[]): boolean {
-  return granted.some(
+  return coveringTuple(tuple, granted) !== undefined;
+}
+
+/** The first of `granted` that covers `tuple`, as RBAC would match a Role rule. */
+export function coveringTuple(tuple: PermissionTuple, granted: readonly PermissionTuple[]): PermissionTuple | undefined {
+  return granted.find(
     (g) =>
       g.verb === tuple.verb &&
       g.apiGroup === tuple.apiGroup &&

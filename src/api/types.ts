@@ -38,6 +38,8 @@ export interface Intent {
   tools?: string[];
   sensitivity?: Sensitivity;
   permissions: PermissionRule[];
+  /** Request budget: with the request-time authorizer, every request beyond this many is refused. */
+  maxRequests?: number;
 }
 
 export interface Requester {
@@ -115,6 +117,15 @@ export interface ApproverStatus {
   approval?: string;
 }
 
+/** What the task identity did, as the request-time authorizer counted it. */
+export interface TaskUsage {
+  requests: number;
+  denied: number;
+  /** Granted tuples no request used, as describeTuple names them. */
+  unusedPermissions?: string[];
+  updatedAt?: string;
+}
+
 export interface AgentTaskStatus {
   phase?: Phase;
   reason?: string;
@@ -123,6 +134,7 @@ export interface AgentTaskStatus {
   grant?: GrantStatus;
   approval?: ApproverStatus;
   revokedAt?: string;
+  usage?: TaskUsage;
   conditions?: Condition[];
   observedGeneration?: number;
 }

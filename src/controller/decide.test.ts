@@ -1,8 +1,8 @@
 // Deciding without a cluster: the prechecks and what each policy outcome plans.
 import { describe, expect, it } from '@jest/globals';
-import type { AgentTask, TaskApproval } from '../api/index.js';
+import { MAX_DELEGATION_DEPTH, type AgentTask, type TaskApproval } from '../api/index.js';
 import type { Decision } from '../policy/index.js';
-import { MAX_DELEGATION_DEPTH, plan, precheck, widerThanParent, type PolicyDecider } from './decide.js';
+import { plan, precheck, widerThanParent, type PolicyDecider } from './decide.js';
 import { taskFixture } from './fakes.test-support.js';
 
 const live = (task: AgentTask): AgentTask => ({ ...task, status: { phase: 'Granted' } });

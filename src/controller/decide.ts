@@ -7,6 +7,7 @@ import {
   formatDuration,
   isLive,
   isTerminal,
+  MAX_DELEGATION_DEPTH,
   targetNamespaces,
   taskIdentityOf,
   taskServiceAccountName,
@@ -23,9 +24,6 @@ export interface PolicyDecider {
   readonly revision: string | undefined;
   evaluate(input: DecisionInput): Decision;
 }
-
-/** Deepest delegation chain followed before giving up (a loop guard, not a policy: policy sees the depth). */
-export const MAX_DELEGATION_DEPTH = 16;
 
 export type Refusal = { reason: string; message: string };
 

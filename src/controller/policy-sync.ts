@@ -2,7 +2,7 @@
 // labelled taskgrant.io/policy=true in the operator namespace. Each change loads the whole set;
 // a set that fails is refused whole (the engine keeps the last good one) and reported.
 import { watch, type FSWatcher } from 'node:fs';
-import { configMapSources, readPolicyDir, type PolicyEngine, type PolicySource } from '../policy/index.js';
+import { configMapSources, readPolicyDir, type PolicyEngine, type PolicyFamily, type PolicySource } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 
@@ -25,6 +25,8 @@ export type PolicyRejectionReporter = (configMap: PolicyConfigMap, message: stri
 
 export interface PolicySyncOptions {
   engine: PolicyEngine;
+  /** Which policies of the directory and ConfigMaps this sync feeds its engine (default grant). */
+  family?: PolicyFamily;
   policyDir: string;
   namespace: string;
   configMaps: PolicyConfigMaps;
@@ -78,7 +80,7 @@ export class PolicySync {
     const { engine, logger } = this.options;
     let sources: PolicySource[];
     try {
-      const dir = await readPolicyDir(this.options.policyDir);
+      const dir = await readPolicyDir(this.options.policyDir, this.options.family);
       sources = [...dir.sources];
     } catch (err) {
       logger.error({ err, dir: this.options.policyDir }, 'reading the policy directory failed; keeping the policies in force');
@@ -86,7 +88,7 @@ export class PolicySync {
       return;
     }
     const configMaps = this.configMaps.list().sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-    for (const cm of configMaps) sources.push(...configMapSources(cm.metadata.namespace ?? this.options.namespace, cm.metadata.name, cm.data));
+    for (const cm of configMaps) sources.push(...configMapSources(cm.metadata.namespace ?? this.options.namespace, cm.metadata.name, cm.data, this.options.family));
     const before = engine.revision;
     const result = engine.load(sources);
     switch (result.type) {

@@ -5,10 +5,12 @@
 // revoking (revoke.ts) and writing transitions (transitions.ts) each live in a part of their own.
 import {
   FINALIZER,
+  MAX_DELEGATION_DEPTH,
+  delegationDepthOf,
   isLive,
   isTerminal,
   parseAgentTask,
-  sensitivityRank,
+  sensitivityFloorOf,
   targetNamespaces,
   ttlSeconds,
   type AgentTask,
@@ -19,7 +21,7 @@ import { isNamespaceTerminating } from '../kube/errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { AuditTrail } from './audit.js';
-import { MAX_DELEGATION_DEPTH, approvalStatus, latestApproval, plan, precheck, type PolicyDecider } from './decide.js';
+import { approvalStatus, latestApproval, plan, precheck, type PolicyDecider } from './decide.js';
 import { CEILING_MESSAGE, ensureObjects, grantExpiry, grantedUpdate, settleAll } from './grant.js';
 import { KeyedMutex } from './mutex.js';
 import type { ApproverCheck, Clock, ClusterView, ClusterWriter, GrantLedger, LedgerEntry } from './ports.js';
@@ -215,10 +217,8 @@ export class Reconciler {
     return undefined;
   }
 
-  /** The data owners' floor: the highest `taskgrant.io/sensitivity` of the namespaces the task reaches. */
   private sensitivityFloor(task: AgentTask): string | undefined {
-    const floors = [task.metadata.namespace, ...targetNamespaces(task)].map((ns) => this.deps.view.namespaceSensitivity(ns));
-    return floors.reduce<string | undefined>((high, s) => (s !== undefined && (high === undefined || sensitivityRank(s) > sensitivityRank(high)) ? s : high), undefined);
+    return sensitivityFloorOf(task, (ns) => this.deps.view.namespaceSensitivity(ns));
   }
 
   /**
@@ -233,9 +233,7 @@ export class Reconciler {
   }
 
   private delegationDepth(task: AgentTask): number {
-    let depth = 0;
-    for (let t: AgentTask | undefined = task; t?.spec.parentTask && depth < MAX_DELEGATION_DEPTH; depth++) t = this.deps.view.task(t.metadata.namespace, t.spec.parentTask);
-    return depth;
+    return delegationDepthOf(task, { get: (namespace, name) => this.deps.view.task(namespace, name) });
   }
 
   // ---- a live grant (Granted / Active) -----------------------------------------------------

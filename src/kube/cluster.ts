@@ -9,9 +9,13 @@ import {
   LABEL_TASK,
   LABEL_TASK_UID,
   MANAGED_BY,
+  RISK_CONFIGMAP,
+  readRiskLevel,
   type AgentTask,
   type AgentTaskStatus,
+  type RiskReading,
   type TaskApproval,
+  type TaskUsage,
 } from '../api/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -61,6 +65,8 @@ export class KubeCluster {
    * starts it, so policies load while the other caches fill.
    */
   readonly policyConfigMaps: Informer<ConfigMapObject>;
+  /** The risk level ConfigMap (taskgrant-risk) of the operator namespace, alone. */
+  readonly risk: Informer<ConfigMapObject>;
   private readonly logger: Logger;
   private readonly instance = `${hostname()}-${process.pid}`;
 
@@ -80,6 +86,7 @@ export class KubeCluster {
     this.ledgers = new Informer<ConfigMapObject>({ ...base, path: paths.configMaps(options.operatorNamespace), resource: 'ledgers', labelSelector: `${LABEL_LEDGER}=true` });
     this.namespaces = new Informer<KubeObject>({ ...base, path: paths.namespaces(), resource: 'namespaces', labelSelector: LABEL_NAMESPACE_SENSITIVITY });
     this.policyConfigMaps = new Informer<ConfigMapObject>({ ...base, path: paths.configMaps(options.operatorNamespace), resource: 'configmaps', labelSelector: `${LABEL_POLICY}=true` });
+    this.risk = new Informer<ConfigMapObject>({ ...base, path: paths.configMaps(options.operatorNamespace), resource: 'risk', fieldSelector: `metadata.name=${RISK_CONFIGMAP}` });
     const byUid = (o: KubeObject) => (o.metadata.labels?.[LABEL_TASK_UID] ? [o.metadata.labels[LABEL_TASK_UID]] : []);
     for (const informer of [this.serviceAccounts, this.roles, this.roleBindings] as unknown as Array<Informer<KubeObject>>) informer.addIndex(BY_TASK_UID, byUid);
     this.pods.addIndex(BY_TASK, (p) => (p.metadata.labels?.[LABEL_TASK] ? [`${p.metadata.namespace}/${p.metadata.labels[LABEL_TASK]}`] : []));
@@ -91,7 +98,7 @@ export class KubeCluster {
   }
 
   private get informers(): Array<Informer<KubeObject>> {
-    return [this.tasks, this.approvals, this.pods, this.serviceAccounts, this.roles, this.roleBindings, this.ledgers, this.namespaces] as unknown as Array<Informer<KubeObject>>;
+    return [this.tasks, this.approvals, this.pods, this.serviceAccounts, this.roles, this.roleBindings, this.ledgers, this.namespaces, this.risk] as unknown as Array<Informer<KubeObject>>;
   }
 
   async start(): Promise<void> {
@@ -114,6 +121,11 @@ export class KubeCluster {
 
   allTasks(): AgentTask[] {
     return this.tasks.list();
+  }
+
+  /** The cluster's risk level now (normal without the ConfigMap). */
+  riskLevel(): RiskReading {
+    return readRiskLevel(this.risk.list()[0]?.data);
   }
 
   taskByUid(uid: string): AgentTask | undefined {
@@ -210,6 +222,17 @@ export class KubeCluster {
     const existed = await this.api.delete(`${this.collectionPath(kind, namespace)}/${name}`, { propagationPolicy: 'Background' });
     this.informerOf(kind).forget(namespace, name);
     return existed;
+  }
+
+  /**
+   * Writes status.usage only if the task is still at the resourceVersion the counts were added
+   * to (a 409 otherwise): another replica's counts are never overwritten.
+   */
+  async writeTaskUsage(task: AgentTask, usage: TaskUsage): Promise<AgentTask> {
+    const path = `${paths.agentTask(task.metadata.namespace, task.metadata.name)}/status`;
+    const updated = await this.api.patch<TaskObject>(path, { metadata: { resourceVersion: task.metadata.resourceVersion }, status: { usage } });
+    this.tasks.upsert(updated);
+    return updated;
   }
 
   async patchTaskStatus(task: AgentTask, status: AgentTaskStatus): Promise<AgentTask> {

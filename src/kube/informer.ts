@@ -25,6 +25,8 @@ export interface InformerSettings {
   /** Bounded metric label, e.g. `agenttasks`. */
   resource: string;
   labelSelector?: string;
+  /** E.g. `metadata.name=taskgrant-risk`: one named object, watched. */
+  fieldSelector?: string;
   logger: Logger;
   metrics: Metrics;
   /** Full re-list at least this often (catches anything a watch silently missed). */
@@ -256,6 +258,7 @@ export class Informer<T extends KubeObject> {
     do {
       const query = new URLSearchParams({ limit: '500' });
       if (this.options.labelSelector) query.set('labelSelector', this.options.labelSelector);
+      if (this.options.fieldSelector) query.set('fieldSelector', this.options.fieldSelector);
       if (continueToken) query.set('continue', continueToken);
       const res = await this.transport.request('GET', `${this.options.path}?${query}`);
       if (res.status === 410) throw new GoneError('list continue token expired');
@@ -328,6 +331,7 @@ export class Informer<T extends KubeObject> {
         timeoutSeconds: this.options.watchTimeoutSeconds ?? 240 + Math.floor(Math.random() * 60),
       };
       if (this.options.labelSelector) params.labelSelector = this.options.labelSelector;
+      if (this.options.fieldSelector) params.fieldSelector = this.options.fieldSelector;
       this.lastEventAt = Date.now();
       arm();
       this.transport

@@ -9,13 +9,15 @@ import { authorize, preparePolicySet, prepareSchema, type CedarValue } from './c
 import { compilePolicySet, policyRevision, type CompileResult, type LoadedPolicy } from './compile.js';
 import { decisionResult, describeTuple, explainingTuple, tupleReason, type Decision, type TupleDecision } from './decision.js';
 import { buildRequests, type DecisionInput, type TupleRequest } from './request.js';
-import type { PolicySource } from './sources.js';
+import type { PolicyFamily, PolicySource } from './sources.js';
 
 export interface PolicyEngineOptions {
   /** The Cedar schema in human syntax (policies/schema.cedarschema). */
   schemaText: string;
   logger: Logger;
   metrics: Metrics;
+  /** Which family this engine decides (default grant); only the grant family sets the revision gauge. */
+  family?: PolicyFamily;
 }
 
 export type LoadResult =
@@ -43,6 +45,7 @@ export class PolicyEngine {
   readonly #verbs: ReadonlySet<string>;
   readonly #logger: Logger;
   readonly #metrics: Metrics;
+  readonly #family: PolicyFamily;
   #active: ActiveSet | undefined;
 
   /** Throws when the schema does not parse: nothing could be validated or decided without it. */
@@ -50,6 +53,7 @@ export class PolicyEngine {
     this.#schemaText = options.schemaText;
     this.#logger = options.logger;
     this.#metrics = options.metrics;
+    this.#family = options.family ?? 'grant';
     // Keyed by content: cedar-wasm caches prepared schemas per process, shared by every engine.
     this.#schemaId = `schema-${createHash('sha256').update(options.schemaText).digest('hex').slice(0, 16)}`;
     const schema = prepareSchema(this.#schemaId, options.schemaText);
@@ -111,14 +115,14 @@ export class PolicyEngine {
     switch (compiled.type) {
       case 'rejected':
         this.#metrics.policyReloads.inc({ result: 'rejected' });
-        this.#logger.error({ errors: compiled.errors, keptRevision: kept, sources: sources.map((s) => s.origin) }, 'policy set rejected, keeping the previous one');
+        this.#logger.error({ family: this.#family, errors: compiled.errors, keptRevision: kept, sources: sources.map((s) => s.origin) }, 'policy set rejected, keeping the previous one');
         return { type: 'rejected', errors: compiled.errors, keptRevision: kept };
       case 'compiled':
         this.#active = { revision: compiled.revision, policies: compiled.policies };
         this.#metrics.policyReloads.inc({ result: 'success' });
-        this.#metrics.policyRevisionInfo.set(compiled.policies.size);
+        if (this.#family === 'grant') this.#metrics.policyRevisionInfo.set(compiled.policies.size);
         if (compiled.warnings.length > 0) this.#logger.warn({ revision: compiled.revision, warnings: compiled.warnings }, 'policy set loaded with validation warnings');
-        this.#logger.info({ revision: compiled.revision, previousRevision: kept, policyCount: compiled.policies.size }, 'policy set loaded');
+        this.#logger.info({ family: this.#family, revision: compiled.revision, previousRevision: kept, policyCount: compiled.policies.size }, 'policy set loaded');
         return { type: 'loaded', revision: compiled.revision, policyCount: compiled.policies.size };
       default:
         return unreachable(compiled);
@@ -135,6 +139,20 @@ export class PolicyEngine {
     const meta = input.task?.metadata;
     this.#logger.debug({ namespace: meta?.namespace, name: meta?.name, uid: meta?.uid, result, revision: decision.revision }, 'policy decision');
     return decision;
+  }
+
+  /**
+   * Decides one request built elsewhere (the runtime family decides each API request of a task
+   * identity so). The same fail-closed reading as a task's tuple: anything but `allowed` refuses.
+   */
+  decideRequest(request: TupleRequest, context: Record<string, CedarValue>): TupleDecision {
+    if (!this.#active) return { tuple: request.tuple, outcome: 'policy_error', determiningPolicies: [], errors: ['policies not loaded yet'] };
+    try {
+      return this.#decideTuple(request, context);
+    } catch (cause) {
+      const message = cause instanceof Error ? cause.message : String(cause);
+      return { tuple: request.tuple, outcome: 'policy_error', determiningPolicies: [], errors: [`policy evaluation failed: ${message}`] };
+    }
   }
 
   #evaluate(input: DecisionInput): Decision {

@@ -4,4 +4,5 @@ export { policyRevision, type LoadedPolicy } from './compile.js';
 export { decisionResult, describeTuple, type Decision, type DecisionResult, type TupleDecision, type TupleOutcome } from './decision.js';
 export { PolicyEngine, type LoadResult, type PolicyEngineOptions } from './engine.js';
 export { MAX_TUPLES, agentId, resourceId, tupleCount, type DecisionInput } from './request.js';
-export { POLICY_SUFFIX, SCHEMA_FILE, configMapSources, readPolicyDir, type PolicyDir, type PolicySource } from './sources.js';
+export { buildRuntimeRequest, type RuntimeInput } from './runtime-request.js';
+export { POLICY_SUFFIX, RUNTIME_POLICY_SUFFIX, RUNTIME_SCHEMA_FILE, SCHEMA_FILE, configMapSources, readPolicyDir, schemaFile, type PolicyDir, type PolicyFamily, type PolicySource } from './sources.js';

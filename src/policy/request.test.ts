@@ -37,6 +37,7 @@ describe('buildRequests', () => {
       approved: true,
       recentGrants: 3,
       recentGrantSeconds: 1800,
+      risk: 'normal',
     });
     expect(built.requests.map((r) => [r.action.id, r.resource.id])).toEqual([
       ['get', 'team-a//pods/'],

@@ -1,6 +1,6 @@
 // Builds the Cedar requests for one task (the Cedar model the README describes): one request per
 // permission tuple, the same principal and context for all of them.
-import { DEFAULT_TTL, higherSensitivity, expandPermissions, parseDurationSeconds, type AgentTask, type PermissionTuple } from '../api/index.js';
+import { DEFAULT_TTL, higherSensitivity, type RiskLevel, expandPermissions, parseDurationSeconds, type AgentTask, type PermissionTuple } from '../api/index.js';
 import type { CedarEntity, CedarValue, EntityRef } from './cedar.js';
 
 export interface DecisionInput {
@@ -19,6 +19,8 @@ export interface DecisionInput {
    * less than the data is gates nothing.
    */
   sensitivityFloor?: string;
+  /** The cluster's risk level (taskgrant-risk); normal when not given. */
+  risk?: RiskLevel;
 }
 
 export interface TupleRequest {
@@ -87,6 +89,7 @@ export function buildRequests(input: DecisionInput): TaskRequests {
     approved: input.approved,
     recentGrants: input.recentGrants,
     recentGrantSeconds: input.recentGrantSeconds,
+    risk: input.risk ?? 'normal',
   };
   const principal: EntityRef = { type: 'Agent', id: agentId(task) };
   const agent: CedarEntity = {

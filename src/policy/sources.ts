@@ -14,15 +14,34 @@ export interface PolicyDir {
   sources: PolicySource[];
 }
 
+/**
+ * Two families of policy share the directory and the ConfigMaps. `grant`: decided once per task,
+ * per requested permission (schema.cedarschema, *.cedar). `runtime`: decided per API request of a
+ * task identity by the request-time authorizer (runtime.cedarschema, *.runtime.cedar).
+ */
+export type PolicyFamily = 'grant' | 'runtime';
+
 export const SCHEMA_FILE = 'schema.cedarschema';
+export const RUNTIME_SCHEMA_FILE = 'runtime.cedarschema';
 export const POLICY_SUFFIX = '.cedar';
+export const RUNTIME_POLICY_SUFFIX = '.runtime.cedar';
+
+export function schemaFile(family: PolicyFamily): string {
+  return family === 'grant' ? SCHEMA_FILE : RUNTIME_SCHEMA_FILE;
+}
+
+/** Whether a file or ConfigMap key holds policies of `family`. */
+export function isPolicyName(name: string, family: PolicyFamily): boolean {
+  const runtime = name.endsWith(RUNTIME_POLICY_SUFFIX);
+  return family === 'runtime' ? runtime : name.endsWith(POLICY_SUFFIX) && !runtime;
+}
 
 /**
- * Reads `<dir>/schema.cedarschema` and every `<dir>/*.cedar`, sorted by name. Not recursive:
+ * Reads the schema and every policy file of one family in `dir`, sorted by name. Not recursive:
  * `policies/tests/` holds the tests of the default policies, not policies.
  */
-export async function readPolicyDir(dir: string): Promise<PolicyDir> {
-  const schemaPath = join(dir, SCHEMA_FILE);
+export async function readPolicyDir(dir: string, family: PolicyFamily = 'grant'): Promise<PolicyDir> {
+  const schemaPath = join(dir, schemaFile(family));
   let schemaText: string;
   try {
     schemaText = await readFile(schemaPath, 'utf8');
@@ -37,7 +56,7 @@ export async function readPolicyDir(dir: string): Promise<PolicyDir> {
   }
   // A ConfigMap volume (the chart mounts the default policies so) presents every key as a symlink
   // into its ..data directory; readFile follows it.
-  const names = entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && e.name.endsWith(POLICY_SUFFIX)).map((e) => e.name).sort();
+  const names = entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && isPolicyName(e.name, family)).map((e) => e.name).sort();
   const sources: PolicySource[] = [];
   for (const name of names) {
     const path = join(dir, name);
@@ -50,10 +69,13 @@ export async function readPolicyDir(dir: string): Promise<PolicyDir> {
   return { schemaText, sources };
 }
 
-/** The policies one labelled ConfigMap contributes: every data key ending in `.cedar` (as the README documents). */
-export function configMapSources(namespace: string, name: string, data: Readonly<Record<string, string>> | undefined): PolicySource[] {
+/**
+ * The policies one labelled ConfigMap contributes to a family (as the README documents): keys
+ * ending in `.runtime.cedar` to the runtime family, every other key ending in `.cedar` to grants.
+ */
+export function configMapSources(namespace: string, name: string, data: Readonly<Record<string, string>> | undefined, family: PolicyFamily = 'grant'): PolicySource[] {
   return Object.keys(data ?? {})
-    .filter((key) => key.endsWith(POLICY_SUFFIX))
+    .filter((key) => isPolicyName(key, family))
     .sort()
     .map((key) => ({ origin: `configmap:${namespace}/${name}#${key}`, text: data?.[key] ?? '' }));
 }

@@ -9,6 +9,8 @@ export interface HealthServerOptions {
   registry: Registry;
   /** Undefined when ready; otherwise what is missing, shown to whoever probes. */
   notReady: () => string | undefined;
+  /** A line about the mode in force, added to /readyz's answer. */
+  detail?: () => string;
 }
 
 export interface RunningServer {
@@ -27,7 +29,8 @@ export async function startHealthServer(options: HealthServerOptions): Promise<R
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
     } else if (path === '/readyz') {
       const missing = options.notReady();
-      res.writeHead(missing ? 503 : 200, { 'Content-Type': 'text/plain' }).end(missing ?? 'ok');
+      const detail = options.detail ? `\n${options.detail()}` : '';
+      res.writeHead(missing ? 503 : 200, { 'Content-Type': 'text/plain' }).end(`${missing ?? 'ok'}${detail}`);
     } else if (path === '/metrics') {
       options.registry
         .metrics()

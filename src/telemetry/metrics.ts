@@ -28,6 +28,9 @@ export class Metrics {
   readonly admissionDecisions = new Counter({ name: 'taskgrant_admission_decisions_total', help: 'Admission answers, by handler and result (allowed, denied, error).', labelNames: ['handler', 'result'] as const, registers: [this.registry] });
   readonly receiptsIssued = new Counter({ name: 'taskgrant_receipts_issued_total', help: 'Task receipts issued by the token exchange.', registers: [this.registry] });
   readonly receiptRequests = new Counter({ name: 'taskgrant_token_exchange_requests_total', help: 'Token exchange and verify requests, by endpoint and result.', labelNames: ['endpoint', 'result'] as const, registers: [this.registry] });
+  readonly authzDecisions = new Counter({ name: 'taskgrant_authz_decisions_total', help: 'Request-time reviews of task identities, by result (deny, no_opinion, error).', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly authzSeconds = new Histogram({ name: 'taskgrant_authz_duration_seconds', help: 'Time to decide one request-time review.', buckets: latencyBuckets, registers: [this.registry] });
+  readonly usageWrites = new Counter({ name: 'taskgrant_usage_writes_total', help: 'Writes of status.usage, by result (success, conflict, error).', labelNames: ['result'] as const, registers: [this.registry] });
   readonly leader = new Gauge({ name: 'taskgrant_leader', help: '1 while this replica reconciles (holds the Lease, or runs without leader election), else 0.', registers: [this.registry] });
   private certificateNotAfter: (() => number | undefined) | undefined;
   readonly certificateExpiry: Gauge = new Gauge({

@@ -26,7 +26,7 @@ async function up(): Promise<void> {
   process.once('SIGINT', abort);
   process.once('SIGTERM', abort);
   const started = Date.now();
-  const cluster = await startCluster({ dir, assets: kubeAssets(), mode: 'detached', images });
+  const cluster = await startCluster({ dir, assets: kubeAssets(), mode: 'detached', images, authorizer: true });
   console.log(`cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s at ${cluster.info.server}, node Ready; KUBECONFIG=${cluster.info.kubeconfigPath}`);
 }
 

@@ -19,6 +19,8 @@ export interface ClusterOptions {
   taints?: { key: string; value: string; effect: 'NoSchedule' | 'NoExecute' }[];
   profiling?: boolean;
   startTimeoutMs?: number;
+  /** Configure the API server to ask taskgrant's request-time authorizer (ControlPlaneOptions.authorizer). */
+  authorizer?: boolean;
 }
 
 export interface Cluster {
@@ -54,6 +56,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     bindAddress: withNode ? nodeLayout.gateway : '127.0.0.1',
     profiling: options.profiling,
     startTimeoutMs: options.startTimeoutMs,
+    authorizer: options.authorizer,
   });
   const stop = async () => {
     // The API server first: its own loopback client speaks to the bridge address, and without

@@ -9,6 +9,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { CertificateAuthority, generateKeyPairPem } from '../../src/webhook/certs.js';
 import { freePort, Processes, stopFromPidDir, allRunning, type RunMode } from './processes.js';
+import { repoRoot } from './paths.js';
 
 export { freePort } from './processes.js';
 
@@ -29,6 +30,12 @@ export interface ControlPlaneOptions {
   startTimeoutMs?: number;
   /** Serve kube-apiserver's /debug/pprof (off unless a benchmark asks for CPU profiles). */
   profiling?: boolean;
+  /**
+   * Ask taskgrant's request-time authorizer about task identities (AuthorizationConfiguration:
+   * Node, taskgrant, RBAC), through a relay at a fixed loopback port (hack/authz-relay.mjs).
+   * Off: Node and RBAC only, as on a managed cluster.
+   */
+  authorizer?: boolean;
 }
 
 export interface ControlPlaneInfo {
@@ -40,6 +47,8 @@ export interface ControlPlaneInfo {
 }
 
 export const controlPlaneComponents = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const;
+/** Runs beside the control plane when the authorizer is configured (stopped with it, not required by it). */
+const authzRelay = 'authz-relay';
 /** Service range of the local cluster; the `kubernetes` Service takes its first address. */
 export const serviceCidr = '10.0.0.0/24';
 const kubernetesServiceIp = '10.0.0.1';
@@ -145,6 +154,7 @@ export class ControlPlane {
       ['apiVersion: apiserver.config.k8s.io/v1', 'kind: AdmissionConfiguration', 'plugins:', '  - name: ValidatingAdmissionWebhook', ...webhookAdmission, '  - name: MutatingAdmissionWebhook', ...webhookAdmission, ''].join('\n'),
     );
     this.adminTls = { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem };
+    const authorization = this.options.authorizer ? await this.writeAuthorizerFiles(dir, files) : undefined;
 
     const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort(bindAddress)];
     const server = `https://${bindAddress}:${apiPort}`;
@@ -171,7 +181,7 @@ export class ControlPlane {
       `--tls-cert-file=${files.cert}`,
       `--tls-private-key-file=${files.key}`,
       `--client-ca-file=${files.ca}`,
-      '--authorization-mode=Node,RBAC',
+      ...(authorization ? [`--authorization-config=${authorization.configFile}`] : ['--authorization-mode=Node,RBAC']),
       '--enable-admission-plugins=NodeRestriction',
       `--admission-control-config-file=${files.admissionConfig}`,
       `--kubelet-client-certificate=${files.kubeletClientCert}`,
@@ -189,6 +199,7 @@ export class ControlPlane {
       ...(bindAddress.startsWith('127.') ? ['--endpoint-reconciler-type=none'] : []),
       '--v=1',
     ]);
+    if (authorization) processes.spawn(authzRelay, process.execPath, [join(repoRoot(), 'hack', 'authz-relay.mjs'), String(authorization.relayPort), authzFiles(dir).target]);
     this.info = { kubeconfigPath, server, caPem: ca.certPem, issuer };
     const timeout = this.options.startTimeoutMs ?? 60_000;
     await processes.waitFor(() => this.apiGet('/readyz').then((r) => r.status === 200), 'kube-apiserver /readyz', timeout);
@@ -220,6 +231,26 @@ export class ControlPlane {
     return this.info;
   }
 
+  /**
+   * The authorizer's serving certificate (from a CA of its own, named in the API server's
+   * kubeconfig for it), that kubeconfig, and the AuthorizationConfiguration.
+   */
+  private async writeAuthorizerFiles(dir: string, client: { webhookClientCert: string; webhookClientKey: string }): Promise<{ configFile: string; relayPort: number }> {
+    const files = authzFiles(dir);
+    const authority = await CertificateAuthority.create('taskgrant-authz-ca', 365 * day);
+    const serving = await authority.issue({ commonName: 'taskgrant-authz', dnsNames: ['localhost', 'taskgrant-authz'], ipAddresses: ['127.0.0.1'], usage: 'server', validityMs: 365 * day });
+    mkdirSync(files.tlsDir, { recursive: true });
+    writeFileSync(files.ca, authority.certPem);
+    writeFileSync(join(files.tlsDir, 'tls.crt'), serving.certPem);
+    writeFileSync(join(files.tlsDir, 'tls.key'), serving.keyPem, { mode: 0o600 });
+    const relayPort = await freePort();
+    const kubeconfig = join(dir, 'pki', 'authz-webhook.kubeconfig');
+    writeFileSync(kubeconfig, authzKubeconfig(`https://127.0.0.1:${relayPort}/authorize`, files.ca, client.webhookClientCert, client.webhookClientKey), { mode: 0o600 });
+    const configFile = join(dir, 'pki', 'authorization-config.yaml');
+    writeFileSync(configFile, authorizationConfiguration(kubeconfig));
+    return { configFile, relayPort };
+  }
+
   /** GET with the admin identity; resolves with status and body, never rejects on HTTP errors. */
   apiGet(path: string): Promise<{ status: number; body: string }> {
     const info = this.info;
@@ -246,7 +277,7 @@ export class ControlPlane {
 
 /** Stops the control-plane processes recorded under `pidDir`, etcd last. */
 export function stopControlPlane(pidDir: string): Promise<void> {
-  return stopFromPidDir(pidDir, [...controlPlaneComponents].reverse());
+  return stopFromPidDir(pidDir, [authzRelay, ...[...controlPlaneComponents].reverse()]);
 }
 
 /** True when every control-plane component recorded under `pidDir` is still running. */
@@ -261,4 +292,65 @@ export function controlPlaneRunning(pidDir: string): boolean {
 export function webhookClientFiles(clusterDir: string): { webhookClientCa: string; webhookClientCert: string; webhookClientKey: string } {
   const pki = join(clusterDir, 'pki');
   return { webhookClientCa: join(pki, 'webhook-client-ca.crt'), webhookClientCert: join(pki, 'webhook-client.crt'), webhookClientKey: join(pki, 'webhook-client.key') };
+}
+
+/**
+ * Where a cluster directory keeps the authorizer's serving certificate (`tlsDir`, for the
+ * operator's --authz-tls-dir), its CA, and the file the relay reads its target from.
+ */
+export function authzFiles(clusterDir: string): { tlsDir: string; ca: string; target: string } {
+  const pki = join(clusterDir, 'pki');
+  return { tlsDir: join(pki, 'authz-tls'), ca: join(pki, 'authz-ca.crt'), target: join(clusterDir, 'authz-target') };
+}
+
+/** The kubeconfig the API server calls the authorizer with: its URL and CA, and the API server's client certificate. */
+export function authzKubeconfig(url: string, caFile: string, clientCert: string, clientKey: string): string {
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    '  - name: taskgrant-authz',
+    `    cluster: { server: "${url}", certificate-authority: ${caFile} }`,
+    'users:',
+    '  - name: kube-apiserver',
+    `    user: { client-certificate: ${clientCert}, client-key: ${clientKey} }`,
+    'contexts:',
+    '  - name: taskgrant-authz',
+    '    context: { cluster: taskgrant-authz, user: kube-apiserver }',
+    'current-context: taskgrant-authz',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Node, then taskgrant for `tg-*` ServiceAccounts only, then RBAC (the same file README,
+ * "Request time", gives a self-managed cluster). taskgrant answers deny or no opinion, so
+ * whatever it passes RBAC must still allow. Unauthorized answers are not cached: a revocation
+ * or a spent budget holds on the very next request.
+ */
+export function authorizationConfiguration(kubeconfig: string): string {
+  return [
+    'apiVersion: apiserver.config.k8s.io/v1',
+    'kind: AuthorizationConfiguration',
+    'authorizers:',
+    '  - type: Node',
+    '    name: node',
+    '  - type: Webhook',
+    '    name: taskgrant',
+    '    webhook:',
+    '      timeout: 3s',
+    '      subjectAccessReviewVersion: v1',
+    '      matchConditionSubjectAccessReviewVersion: v1',
+    '      failurePolicy: Deny',
+    '      cacheAuthorizedRequests: false',
+    '      cacheUnauthorizedRequests: false',
+    '      connectionInfo:',
+    '        type: KubeConfigFile',
+    `        kubeConfigFile: ${kubeconfig}`,
+    '      matchConditions:',
+    "        - expression: \"request.user.matches('^system:serviceaccount:[^:]+:tg-')\"",
+    '  - type: RBAC',
+    '    name: rbac',
+    '',
+  ].join('\n');
 }

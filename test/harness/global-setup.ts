@@ -18,14 +18,20 @@ declare global {
   var __taskgrantCluster: { cluster: Cluster; dir: string } | undefined;
 }
 
-export default async function globalSetup(): Promise<void> {
+/**
+ * The integration suites run against an API server that asks taskgrant's request-time
+ * authorizer about task identities; the chart suites (global-setup-chart.ts) against one that
+ * does not, as a managed cluster's would.
+ */
+export default async function globalSetup(options: { authorizer?: boolean } = {}): Promise<void> {
   if (process.env.TASKGRANT_TEST_KUBECONFIG) return;
+  const authorizer = typeof options === 'object' && options.authorizer === false ? false : true;
   const dir = mkdtempSync(join(tmpdir(), 'taskgrant-it-'));
   const started = Date.now();
   const images = [operatorImage, demoAgentImage].map(imageArchive).filter((archive) => existsSync(archive));
-  const cluster = await startCluster({ dir, assets: kubeAssets(), mode: 'tethered', images, taints: [testNodeTaint] });
+  const cluster = await startCluster({ dir, assets: kubeAssets(), mode: 'tethered', images, taints: [testNodeTaint], authorizer });
   process.env.TASKGRANT_TEST_KUBECONFIG = cluster.info.kubeconfigPath;
   process.env.TASKGRANT_TEST_CONTROLPLANE_DIR = dir;
   globalThis.__taskgrantCluster = { cluster, dir };
-  console.error(`\n[harness] cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s (${dir}; images: ${images.length})`);
+  console.error(`\n[harness] cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s (${dir}; images: ${images.length}; authorization: ${authorizer ? 'Node, taskgrant, RBAC' : 'Node, RBAC'})`);
 }

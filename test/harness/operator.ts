@@ -1,12 +1,12 @@
 // Runs the whole operator in-process against the test control plane, with its own operator
 // namespace (so ledgers and policy ConfigMaps of different suites never mix) and a log file.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import type { Config } from '../../src/config.js';
 import { startOperator, type Operator } from '../../src/operator.js';
 import { createLogger } from '../../src/telemetry/logger.js';
-import { webhookClientFiles } from './controlplane.js';
+import { authzFiles, webhookClientFiles } from './controlplane.js';
 import { repoRoot } from './paths.js';
 import { uniqueName } from './kube.js';
 
@@ -21,6 +21,9 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
   const kubeconfig = process.env.TASKGRANT_TEST_KUBECONFIG;
   if (!kubeconfig) throw new Error('TASKGRANT_TEST_KUBECONFIG is not set');
   const root = repoRoot();
+  // Where the cluster's API server asks taskgrant's authorizer (clusters started with it): this operator answers.
+  const authz = authzFiles(dirname(kubeconfig));
+  const withAuthorizer = existsSync(authz.tlsDir);
   const config: Readonly<Config> = Object.freeze({
     kubeconfig,
     namespace: uniqueName('tg-system'),
@@ -46,6 +49,11 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
     webhookConfigName: 'taskgrant',
     informerResyncMs: 300_000,
     informerStallMs: 150_000,
+    authorizer: withAuthorizer,
+    authzHost: '127.0.0.1',
+    authzPort: 0,
+    authzTlsDir: authz.tlsDir,
+    usageFlushMs: 1_000,
     ...overrides,
   });
   const logDir = join(process.env.TASKGRANT_TEST_CONTROLPLANE_DIR ?? join(root, '.local'), 'operator-logs');
@@ -53,6 +61,8 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
   const logFile = join(logDir, `${config.namespace}.log`);
   const logger = createLogger(config.logLevel, pino.destination({ dest: logFile, sync: true }));
   const operator = await startOperator(config, { logger, crdDir: join(root, 'crds'), sweepIntervalMs: 2_000 });
+  const target = operator.authzPort === undefined ? undefined : `127.0.0.1:${operator.authzPort}`;
+  if (target) writeFileSync(authz.target, target);
   if (config.install) await waitForIdentityGuard(operator, config.namespace);
   const stop = operator.stop.bind(operator);
   // Webhook configurations left pointing at a stopped test operator would refuse every
@@ -68,6 +78,8 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
     stop: async () => {
       await removeWebhooks();
       await stop();
+      // The relay then drops the API server's calls: task identities are refused until the next operator.
+      if (target && existsSync(authz.target) && readFileSync(authz.target, 'utf8') === target) rmSync(authz.target, { force: true });
     },
     stopWebhookOnly: () => operator.stopWebhook(),
   });
