@@ -14,6 +14,13 @@ args=(--kubeconfig "$KUBECONFIG" --install --policy-dir policies)
 # The local API server presents this CA's client certificate to webhooks: answer only it.
 client_ca="$(dirname "$KUBECONFIG")/pki/webhook-client-ca.crt"
 [ -z "${WEBHOOK_CLIENT_CA:-}" ] && [ -f "$client_ca" ] && args+=(--webhook-client-ca "$client_ca")
+# The local API server asks taskgrant about every request of a task identity, through a relay
+# that forwards to whatever address <cluster>/authz-target names: this process, on port 9444.
+authz_tls="$(dirname "$KUBECONFIG")/pki/authz-tls"
+if [ -d "$authz_tls" ] && { [ -n "${WEBHOOK_CLIENT_CA:-}" ] || [ -f "$client_ca" ]; }; then
+  args+=(--authorizer --authz-tls-dir "$authz_tls" --authz-port "${AUTHZ_PORT:-9444}")
+  printf '127.0.0.1:%s' "${AUTHZ_PORT:-9444}" > "$(dirname "$KUBECONFIG")/authz-target"
+fi
 # The same memory settings as the image (see Dockerfile).
 export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
 exec node --max-semi-space-size=4 --wasm-num-compilation-tasks=0 --optimize-for-size dist/src/main.js "${args[@]}" "$@"

@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { dirname } from 'node:path';
 import { RISK_CONFIGMAP } from '../src/api/index.js';
+import { run } from '../src/cli/run.js';
 import { authzFiles } from './harness/controlplane.js';
 import { eventually, refusalMessage, statusOfCall, tokenConfig, uniqueName } from './harness/kube.js';
 import type { TestOperator } from './harness/operator.js';
@@ -64,6 +65,16 @@ describe('the request-time authorizer', () => {
     // Only list was used: get and watch are the least-privilege hint for the next task.
     expect(task.status?.usage?.unusedPermissions).toEqual(expect.arrayContaining([`get pods in ${ns}`, `watch pods in ${ns}`]));
     expect(task.status?.usage?.unusedPermissions).not.toContain(`list pods in ${ns}`);
+    // What `kubectl taskgrant explain` shows the next task's author.
+    let stdout = '';
+    const code = await run(['--kubeconfig', process.env.TASKGRANT_TEST_KUBECONFIG ?? '', 'explain', agent.name, '-n', ns, '--operator-namespace', operator.config.namespace], { stdout: (out) => (stdout += out), stderr: () => undefined });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/Usage[\s\S]*Refused\s+\d+[\s\S]*Never used\s+.*get pods in/);
+    // At revocation the audit line reports granted against used.
+    await tasks.annotate(ns, agent.name, { 'taskgrant.io/revoke': 'done' });
+    await tasks.waitForPhase(ns, agent.name, 'Revoked');
+    const line = await eventually(async () => readFileSync(operator.logFile, 'utf8').split('\n').find((l) => l.includes(`"uid":"${task.metadata.uid ?? ''}"`) && l.includes('"to":"Revoked"')), 'the revocation audit line');
+    expect(JSON.parse(line)).toMatchObject({ audit: true, usage: { granted: 3, requests: expect.any(Number), unusedPermissions: expect.arrayContaining([`get pods in ${ns}`]) } });
   });
 
   it('refuses the next call once the pod ended, while the Role and RoleBinding still exist', async () => {

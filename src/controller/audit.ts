@@ -1,7 +1,7 @@
 // The audit trail: one structured JSON line and one Kubernetes Event per phase transition,
 // naming intent, decision, grant and revocation. Never a token: none passes through here.
 import { createHmac } from 'node:crypto';
-import { expandPermissions, type AgentTask, type AgentTaskStatus } from '../api/index.js';
+import { expandPermissions, isTerminal, type AgentTask, type AgentTaskStatus } from '../api/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Clock, ClusterWriter } from './ports.js';
 
@@ -87,6 +87,9 @@ export class AuditTrail {
         approval: status.approval,
         grant: status.grant,
         revokedAt: status.revokedAt,
+        // Granted against used, for an ended grant the request-time authorizer counted: the
+        // least-privilege record of what the agent needed.
+        ...(isTerminal(phase) && task.status?.usage ? { usage: { granted: expandPermissions(task).length, ...task.status.usage } } : {}),
         ...(latencyMs !== undefined ? { revocationLatencyMs: latencyMs } : {}),
         auditId,
       },

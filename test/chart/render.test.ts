@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadConfig } from '../../src/config.js';
 import { parseManifests } from '../../src/kube/manifests.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { WEBHOOK_ROUTES } from '../../src/webhook/index.js';
@@ -207,6 +208,7 @@ describe('helm template with non-default values', () => {
     serviceMonitor: { enabled: true, labels: { release: 'prometheus' } },
     prometheusRule: { enabled: true, labels: { release: 'prometheus' } },
     grafanaDashboard: { enabled: true },
+    authorization: { enabled: true, tlsSecret: 'taskgrant-authz-tls' },
   };
   let objects: Manifest[];
   beforeAll(async () => {
@@ -228,6 +230,20 @@ describe('helm template with non-default values', () => {
     const panels = (JSON.parse(dashboard.data['taskgrant.json'] ?? '{}') as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> }).panels;
     expect(panels.length).toBeGreaterThan(8);
     for (const panel of panels) for (const target of panel.targets) expect({ panel: panel.title, unknown: named(target.expr).filter((n) => !exported.has(n)) }).toEqual({ panel: panel.title, unknown: [] });
+  });
+
+  it('serves the request-time authorizer on its own port, with the TLS Secret the API server trusts', () => {
+    const deployment = find(objects, 'Deployment') as { spec: { template: { spec: { containers: Array<{ args: string[]; ports: Array<{ name: string; containerPort: number }>; volumeMounts: Array<{ name: string; mountPath: string }> }>; volumes: Array<{ name: string; secret?: { secretName: string } }> } } } };
+    const pod = deployment.spec.template.spec;
+    const operator = pod.containers[0]!;
+    expect(operator.args).toEqual(expect.arrayContaining(['--authorizer', '--authz-host=0.0.0.0', '--authz-port=9444', '--authz-tls-dir=/etc/taskgrant/authz-tls']));
+    expect(operator.ports).toContainEqual({ name: 'authz', containerPort: 9444, protocol: 'TCP' });
+    expect(operator.volumeMounts).toContainEqual(expect.objectContaining({ name: 'authz-tls', mountPath: '/etc/taskgrant/authz-tls' }));
+    expect(pod.volumes).toContainEqual({ name: 'authz-tls', secret: { secretName: 'taskgrant-authz-tls' } });
+    const service = find(objects, 'Service') as { spec: { ports: Array<{ name: string; port: number }> } };
+    expect(service.spec.ports).toContainEqual(expect.objectContaining({ name: 'authz', port: 9444, targetPort: 'authz' }));
+    // Each flag the chart passes is one the operator parses.
+    expect(() => loadConfig(['node', 'taskgrant', ...operator.args], {})).not.toThrow();
   });
 
   it('mounts the API server client CA and points the operator at it', () => {
@@ -317,6 +333,7 @@ describe('values.schema.json', () => {
     ['an extra policy not named *.cedar', { extraPolicies: { 'team-a.txt': 'permit (principal, action, resource);' } }, /invalid propertyName 'team-a\.txt'[\s\S]*does not match pattern/],
     ['a replica count that is not a number', { replicaCount: 'two' }, /at '\/replicaCount': got string, want integer/],
     ['a misspelt value', { replicas: 2 }, /additional properties 'replicas' not allowed/],
+    ['the authorizer without its TLS Secret', { authorization: { enabled: true } }, /at '\/authorization\/tlsSecret'|tlsSecret/],
   ];
 
   it.each(refused)('refuses %s, naming the value', async (_what, values, message) => {
@@ -324,6 +341,12 @@ describe('values.schema.json', () => {
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/values don't meet the specifications of the schema/);
     expect(result.stderr).toMatch(message);
+  });
+
+  it('refuses the authorizer without webhook.clientCA: nobody else may spend a task\'s budget', async () => {
+    const result = await helm(['template', RELEASE, chartDir, '--namespace', ns, '-f', valuesFile({ authorization: { enabled: true, tlsSecret: 'authz-tls' } })]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/authorization.enabled needs webhook.clientCA/);
   });
 
   it('still refuses a wildcard in the ceiling when schema validation is skipped', async () => {

@@ -153,6 +153,25 @@ export function renderReport(r: ExplainReport, now: number): string {
     ),
   );
 
+  // The least-privilege hint: what the grant held that the agent never used.
+  const u = r.usage;
+  out.push(
+    section(
+      'Usage',
+      u
+        ? formatFields(
+            [
+              ['Requests', String(u.requests)],
+              ['Refused', String(u.denied)],
+              ['Counted at', u.updatedAt ?? NONE],
+              ['Never used', (u.unusedPermissions ?? []).length > 0 ? (u.unusedPermissions ?? []).join('; ') : 'every granted permission was used'],
+            ],
+            2,
+          )
+        : `  ${NONE} (no request counted: the request-time authorizer is not in force, or the agent made no call)\n`,
+    ),
+  );
+
   const approvals = r.approvals;
   out.push(
     section(

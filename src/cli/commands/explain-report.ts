@@ -1,6 +1,6 @@
 // What `explain` reports about a task, built from what it could read: pure, so every part of
 // the report is unit-tested without a cluster.
-import { ANNOTATION_REVOKE, DEFAULT_SENSITIVITY, DEFAULT_TTL, type AgentTask, type ApproverStatus, type PermissionRule, type Requester, type TaskApproval } from '../../api/index.js';
+import { ANNOTATION_REVOKE, DEFAULT_SENSITIVITY, DEFAULT_TTL, type AgentTask, type ApproverStatus, type PermissionRule, type Requester, type TaskApproval, type TaskUsage } from '../../api/index.js';
 import type { EventObject, GrantObject } from '../../kube/tasks-client.js';
 import { remainingTtl } from '../format.js';
 import type { LoadedPolicies } from '../policies.js';
@@ -55,6 +55,8 @@ export interface ExplainReport {
   grant?: { serviceAccount: string; role: string; roleBinding: string; namespaces: string[]; issuedAt: string; expiresAt: string; remaining: string; pods: string[] };
   /** What exists in the cluster now, found by the task-uid label (none once the task is over). */
   grantObjects?: GrantObject[];
+  /** What the request-time authorizer counted (absent where it does not run). */
+  usage?: TaskUsage;
   approvals?: ExplainedApproval[];
   timeline?: TimelineEntry[];
   policies: { dir: string; revision?: string; configMaps: string[] };
@@ -145,6 +147,7 @@ export function buildReport(g: Gathered, now: number): ExplainReport {
         }
       : {}),
     ...(g.grantObjects ? { grantObjects: g.grantObjects } : {}),
+    ...(status?.usage ? { usage: status.usage } : {}),
     ...(g.approvals
       ? {
           approvals: g.approvals
