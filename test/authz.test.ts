@@ -69,7 +69,7 @@ describe('the request-time authorizer', () => {
     let stdout = '';
     const code = await run(['--kubeconfig', process.env.TASKGRANT_TEST_KUBECONFIG ?? '', 'explain', agent.name, '-n', ns, '--operator-namespace', operator.config.namespace], { stdout: (out) => (stdout += out), stderr: () => undefined });
     expect(code).toBe(0);
-    expect(stdout).toMatch(/Usage[\s\S]*Refused\s+\d+[\s\S]*Never used\s+.*get pods in/);
+    expect(stdout).toMatch(/Usage:[\s\S]*Refused:\s+\d+[\s\S]*Never used:\s+.*get pods in/);
     // At revocation the audit line reports granted against used.
     await tasks.annotate(ns, agent.name, { 'taskgrant.io/revoke': 'done' });
     await tasks.waitForPhase(ns, agent.name, 'Revoked');
@@ -134,6 +134,18 @@ describe('the request-time authorizer', () => {
       garbage.close();
     }
     await eventually(async () => (await statusOfCall(listPods(agent.api))) === 200, 'the task token to pass again');
+  });
+
+  it('refuses a risk level that is not one at the API server (the risk guard)', async () => {
+    const message = await eventually(async () => {
+      try {
+        await tasks.core.createNamespacedConfigMap({ namespace: operator.config.namespace, body: { metadata: { name: RISK_CONFIGMAP }, data: { level: 'panic' } }, dryRun: 'All' });
+        return undefined;
+      } catch (err) {
+        return refusalMessage(() => Promise.reject(err));
+      }
+    }, 'the risk guard to be enforced');
+    expect(message).toMatch(/taskgrant-risk level must be normal, elevated or lockdown, not panic/);
   });
 
   it('lockdown refuses every task identity on its next call and revokes every live task (PolicyChanged)', async () => {

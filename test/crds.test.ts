@@ -116,7 +116,9 @@ describe('AgentTask CRD', () => {
     const name = uniqueName('columns');
     await createTask(agentTask(name));
     const table = await getTable(`/apis/${group}/${version}/namespaces/${ns}/agenttasks`);
-    expect(table.columnDefinitions.map((c) => c.name.toUpperCase())).toEqual(['NAME', 'AGENT', 'PHASE', 'SERVICEACCOUNT', 'EXPIRES', 'REASON', 'AGE']);
+    expect(table.columnDefinitions.map((c) => c.name.toUpperCase())).toEqual(['NAME', 'AGENT', 'PHASE', 'SERVICEACCOUNT', 'EXPIRES', 'REASON', 'REQUESTS', 'AGE']);
+    // REQUESTS (status.usage.requests) is a wide column: kubectl shows it with -o wide.
+    expect(table.columnDefinitions.find((c) => c.name === 'Requests')?.priority).toBe(1);
     expect(table.rows.find((r) => r.cells[0] === name)?.cells[1]).toBe('log-summarizer');
   });
 
@@ -152,7 +154,7 @@ describe('TaskApproval CRD', () => {
 });
 
 interface Table {
-  columnDefinitions: Array<{ name: string }>;
+  columnDefinitions: Array<{ name: string; priority?: number }>;
   rows: Array<{ cells: unknown[] }>;
 }
 

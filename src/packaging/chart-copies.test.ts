@@ -25,13 +25,14 @@ describe('chart copies', () => {
     expect(kindOf(join(root, 'crds', 'taskgrant.io_identity-guard.yaml'))).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
   });
 
-  it.each(['token-guard', 'status-guard'])('files/%s.yaml is crds/taskgrant.io_%s.yaml', (guard) => {
+  it.each(['token-guard', 'status-guard', 'risk-guard'])('files/%s.yaml is crds/taskgrant.io_%s.yaml', (guard) => {
     expect(bytes(chart, 'files', `${guard}.yaml`).equals(bytes(root, 'crds', `taskgrant.io_${guard}.yaml`))).toBe(true);
     expect(kindOf(join(root, 'crds', `taskgrant.io_${guard}.yaml`))).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
   });
 
   it('files/policies/ is the default policy set of policies/, byte for byte', () => {
-    const defaults = readdirSync(join(root, 'policies')).filter((f) => f.endsWith('.cedar') || f === 'schema.cedarschema');
+    const defaults = readdirSync(join(root, 'policies')).filter((f) => f.endsWith('.cedar') || f.endsWith('.cedarschema'));
+    expect(defaults).toContain('runtime.cedarschema');
     expect(defaults).toContain('schema.cedarschema');
     expect(readdirSync(join(chart, 'files', 'policies')).sort()).toEqual(defaults.sort());
     for (const file of defaults) expect({ file, same: bytes(chart, 'files', 'policies', file).equals(bytes(root, 'policies', file)) }).toEqual({ file, same: true });
