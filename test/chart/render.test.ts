@@ -162,7 +162,7 @@ describe('helm template with default values', () => {
 
   it('mounts the default policies verbatim, unlabelled, and labels the policy settings for the operator to load', () => {
     const defaults = find(objects, 'ConfigMap', `${FULLNAME}-policies`) as Manifest & { data: Record<string, string> };
-    const files = readdirSync(join(root, 'policies')).filter((f) => f.endsWith('.cedar') || f === 'schema.cedarschema');
+    const files = readdirSync(join(root, 'policies')).filter((f) => f.endsWith('.cedar') || f.endsWith('.cedarschema'));
     expect(Object.keys(defaults.data).sort()).toEqual(files.sort());
     for (const file of files) expect({ file, text: defaults.data[file] }).toEqual({ file, text: readFileSync(join(root, 'policies', file), 'utf8') });
     expect(defaults.metadata?.labels?.['taskgrant.io/policy']).toBeUndefined();
@@ -301,10 +301,10 @@ describe('helm template with non-default values', () => {
     expect(settings).toMatch(/context\.recentGrants >= 5 \}/);
   });
 
-  it('renders a NetworkPolicy admitting only the webhook and metrics ports', () => {
+  it('renders a NetworkPolicy admitting only the webhook, authorizer and metrics ports', () => {
     const policy = find(objects, 'NetworkPolicy', FULLNAME) as unknown as { spec: { policyTypes: string[]; ingress: Array<{ ports: Array<{ port: number }> }> } };
     expect(policy.spec.policyTypes).toEqual(['Ingress']);
-    expect(policy.spec.ingress.flatMap((i) => i.ports.map((p) => p.port))).toEqual([9443, 8080]);
+    expect(policy.spec.ingress.flatMap((i) => i.ports.map((p) => p.port))).toEqual([9443, 9444, 8080]);
   });
 
   it('renders no PodDisruptionBudget for a single replica (it would block every drain)', async () => {
