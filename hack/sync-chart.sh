@@ -17,6 +17,7 @@ cp "$root/crds/taskgrant.io_identity-guard.yaml" "$chart/files/identity-guard.ya
 cp "$root/crds/taskgrant.io_token-guard.yaml" "$chart/files/token-guard.yaml"
 cp "$root/crds/taskgrant.io_status-guard.yaml" "$chart/files/status-guard.yaml"
 cp "$root/crds/taskgrant.io_risk-guard.yaml" "$chart/files/risk-guard.yaml"
+cp "$root/crds/policy-mode/taskgrant.io_task-pods.yaml" "$chart/files/task-pods-policy.yaml"
 
 rm -f "$chart"/files/policies/*
 cp "$root"/policies/*.cedar "$root"/policies/*.cedarschema "$chart/files/policies/"

@@ -19,6 +19,12 @@ export interface Config {
    * admission routes answer only callers presenting a certificate it signed.
    */
   webhookClientCaFile: string | undefined;
+  /**
+   * How task pods are admitted. policy: inside the API server (MutatingAdmissionPolicy and
+   * ValidatingAdmissionPolicies, no webhook call; falls back to webhook where the API server does
+   * not serve them); webhook: taskgrant's mutating webhook (maxPods enforced before admission).
+   */
+  admissionMode: 'policy' | 'webhook';
   /** Install CRDs, webhook configurations and the identity guard at start (make run, not the chart). */
   install: boolean;
   logLevel: LogLevel;
@@ -82,6 +88,11 @@ function certMode(value: string): Config['certMode'] {
   return value;
 }
 
+function admissionMode(value: string): Config['admissionMode'] {
+  if (value !== 'policy' && value !== 'webhook') throw new InvalidArgumentError('must be policy or webhook');
+  return value;
+}
+
 function level(value: string): LogLevel {
   if (!levels.includes(value as LogLevel)) throw new InvalidArgumentError(`must be one of ${levels.join(', ')}`);
   return value as LogLevel;
@@ -99,6 +110,7 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     .option('--webhook-port <port>', 'port of the HTTPS webhook server', port, 9443)
     .option('--webhook-url <url>', 'point webhook configurations at this URL (local runs)', env.WEBHOOK_URL)
     .option('--webhook-client-ca <file>', "CA of the API server's webhook client certificate; admission routes refuse callers without it", env.WEBHOOK_CLIENT_CA)
+    .option('--admission-mode <mode>', 'how task pods are admitted: policy (inside the API server, where it supports MutatingAdmissionPolicy) | webhook', admissionMode, 'policy')
     .option('--install', 'install CRDs, webhook configurations and the identity guard at start', false)
     .option('--log-level <level>', levels.join(' | '), level, level(env.LOG_LEVEL ?? 'info'))
     // Most of a grant is spent waiting on kube-apiserver, not computing: without escalate and
@@ -135,6 +147,7 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     webhookPort: number;
     webhookUrl?: string;
     webhookClientCa?: string;
+    admissionMode: Config['admissionMode'];
     install: boolean;
     logLevel: LogLevel;
     workers: number;
@@ -168,6 +181,7 @@ export function loadConfig(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     webhookPort: o.webhookPort,
     webhookUrl: o.webhookUrl || undefined,
     webhookClientCaFile: o.webhookClientCa || undefined,
+    admissionMode: o.admissionMode,
     install: o.install,
     logLevel: o.logLevel,
     workers: o.workers,

@@ -17,7 +17,7 @@ import { systemClock } from './controller/ports.js';
 import { KubeCluster } from './kube/cluster.js';
 import { loadKubeConfig } from './kube/client.js';
 import { ConfigMapLedger } from './kube/ledger.js';
-import { ensureNamespace, installCrds, installGuards } from './kube/manifests.js';
+import { ensureNamespace, installCrds, installGuards, installPodPolicies, servesMutatingAdmissionPolicies } from './kube/manifests.js';
 import { Reviews } from './kube/reviews.js';
 import { SecretTlsStore } from './kube/tls-store.js';
 import { CaBundleInjector, installWebhookConfigurations } from './kube/webhook-config.js';
@@ -28,6 +28,7 @@ import { SecretSigningKeyStore } from './kube/signing-keys.js';
 import { loadAuditKey } from './kube/audit-key.js';
 import { LedgerPodSlots } from './kube/pod-slots.js';
 import { LeaderElector } from './kube/leader.js';
+import { publishModes } from './kube/modes.js';
 import { ManagedServiceAccounts, TaskOfServiceAccount, TaskPods, heldSlots } from './kube/lookups.js';
 import { startHealthServer, type RunningServer } from './telemetry/health.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
@@ -44,6 +45,8 @@ export interface Operator {
   readonly webhookPort: number;
   /** The request-time authorizer's port, when it is served. */
   readonly authzPort: number | undefined;
+  /** How task pods are admitted in fact (policy falls back to webhook where unsupported). */
+  readonly admissionMode: Config['admissionMode'];
   /** Stops the webhook server alone (tests simulate a webhook outage with it). */
   stopWebhook(): Promise<void>;
   /** Resolves if this replica loses leadership while running (the process should exit). */
@@ -73,6 +76,13 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     await installCrds(kc, overrides.crdDir ?? 'crds');
   }
 
+  // Policy mode where the API server can do it (MutatingAdmissionPolicy, Kubernetes 1.36+).
+  let admissionMode = config.admissionMode;
+  if (admissionMode === 'policy' && !(await servesMutatingAdmissionPolicies(kc))) {
+    logger.warn({}, 'the API server does not serve MutatingAdmissionPolicy (Kubernetes 1.36+): task pods are admitted by the webhook instead');
+    admissionMode = 'webhook';
+  }
+
   const cluster = new KubeCluster({ kc, logger, metrics, operatorNamespace: config.namespace, informer: { resyncMs: config.informerResyncMs, stallMs: config.informerStallMs, ...overrides.informer } });
   const ledger = new ConfigMapLedger(cluster.api, config.namespace, cluster.ledgers);
   let auditKey: Buffer = Buffer.alloc(0);
@@ -97,7 +107,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
       },
       audit,
       clock: systemClock,
-      settings: { reissueWindowMs: config.reissueWindowMs, retryPendingMs: 5_000, retentionMs: config.retentionMs, operatorNamespace: config.namespace },
+      settings: { reissueWindowMs: config.reissueWindowMs, retryPendingMs: 5_000, retentionMs: config.retentionMs, operatorNamespace: config.namespace, liveLabel: admissionMode === 'policy' },
     },
   });
   const policySync = new PolicySync({
@@ -154,7 +164,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
               : config.authorizer && !runtimeEngine.ready
                 ? 'no valid runtime policy set loaded'
                 : undefined,
-    detail: () => `authorization: ${config.authorizer ? 'request-time (taskgrant authorizer served; RBAC still decides what passes it)' : 'RBAC only (grant time)'}; risk: ${cluster.riskLevel().level}`,
+    detail: () => `admission: ${admissionMode === 'policy' ? 'policy (task pods admitted inside the API server)' : 'webhook'}; authorization: ${config.authorizer ? 'request-time (taskgrant authorizer served; RBAC still decides what passes it)' : 'RBAC only (grant time)'}; risk: ${cluster.riskLevel().level}`,
   });
 
   await Promise.all([cluster.start(), policySync.start().then(() => runtimeSync.start())]);
@@ -245,7 +255,9 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     authz = { server, certs: authzCerts, flusher };
   }
   if (config.install) {
-    await installWebhookConfigurations(kc, WEBHOOK_ROUTES, {
+    // Policy mode: the pod routes are the API server's own policies, not webhook calls.
+    const routes = admissionMode === 'policy' ? WEBHOOK_ROUTES.filter((route) => route.resource !== 'pods') : WEBHOOK_ROUTES;
+    await installWebhookConfigurations(kc, routes, {
       name: config.webhookConfigName,
       url: config.webhookUrl ?? `https://127.0.0.1:${webhook.port}`,
       caBundlePem: certs instanceof SelfManagedCerts ? certs.caBundle() : '',
@@ -253,6 +265,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     });
     // The identity, token and status guards (ValidatingAdmissionPolicies) ship beside the CRDs.
     await installGuards(kc, overrides.crdDir ?? 'crds', config.namespace);
+    await installPodPolicies(kc, overrides.crdDir ?? 'crds', admissionMode === 'policy');
   }
 
   // Every replica serves webhooks from warm caches; only the leader reconciles.
@@ -286,9 +299,14 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     controller.start();
     metrics.leader.set(1);
   }
+  await retrying(
+    'publishing the modes in force',
+    () => publishModes(cluster.api, config.namespace, { admission: admissionMode, authorization: config.authorizer ? 'request-time' : 'rbac-only' }),
+    logger,
+  );
   startedUp = true;
   logger.info(
-    { namespace: config.namespace, policyDir: config.policyDir, healthPort: health.port, webhookPort: webhook.port, authzPort: authz?.server.port, revision: engine.revision, authorization: config.authorizer ? 'request-time' : 'rbac-only' },
+    { namespace: config.namespace, policyDir: config.policyDir, healthPort: health.port, webhookPort: webhook.port, authzPort: authz?.server.port, revision: engine.revision, admission: admissionMode, authorization: config.authorizer ? 'request-time' : 'rbac-only' },
     'taskgrant started',
   );
 
@@ -302,6 +320,7 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     healthPort: health.port,
     webhookPort: webhook.port,
     authzPort: authz?.server.port,
+    admissionMode,
     stopWebhook: () => webhook.close(),
     lostLeadership,
     async stop() {

@@ -115,6 +115,8 @@ describe('explain', () => {
     expect(r.stdout).toMatch(/Objective:\s+Summarize error logs for INC-1234/);
     expect(r.stdout).toMatch(/Requester:\n\s+User:\s+\S+/);
     expect(r.stdout).toMatch(/Phase:\s+Granted \(PolicyAllowed\)/);
+    // The harness runs the webhook mode and, on its API server, the request-time authorizer.
+    expect(r.stdout).toMatch(/Enforcement:\s+task pods admitted by the webhook; every request decided by taskgrant, then RBAC/);
     expect(r.stdout).toMatch(/Allowed:\s+true/);
     expect(r.stdout).toMatch(/permit-read-own-namespace\s+\(file:.*baseline\.cedar\)/);
     expect(r.stdout).toContain('@id("permit-read-own-namespace")');

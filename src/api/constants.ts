@@ -12,11 +12,19 @@ export const MANAGED_BY = 'taskgrant';
 export const LABEL_TASK = 'taskgrant.io/task';
 export const LABEL_TASK_UID = 'taskgrant.io/task-uid';
 export const LABEL_POLICY = 'taskgrant.io/policy';
+/**
+ * On an AgentTask while it holds a grant (admission mode policy): the MutatingAdmissionPolicy
+ * selects its parameters, the live tasks of a pod's namespace, by it. A selector only: the policy
+ * checks the phase the operator wrote, so a label added by anyone else admits nothing.
+ */
+export const LABEL_TASK_LIVE = 'taskgrant.io/live';
 export const ANNOTATION_REVOKE = 'taskgrant.io/revoke';
 export const ANNOTATION_POD_TASK_UID = 'taskgrant.io/task-uid';
 /** The maxPods claim a task pod holds (its name, or its admission's uid for a generateName pod). */
 export const ANNOTATION_POD_SLOT = 'taskgrant.io/slot';
 export const FINALIZER = 'taskgrant.io/revoke-grant';
+/** ConfigMap in the operator namespace naming the modes in force (`admission`, `authorization`), for `explain`. */
+export const MODES_CONFIGMAP = 'taskgrant-modes';
 
 export const TOKEN_MOUNT_PATH = '/var/run/secrets/taskgrant.io/';
 export const TOKEN_FILE = 'token';

@@ -1,5 +1,5 @@
 // In-memory stand-ins for the cluster and the ledger, for reconciler unit tests.
-import type { AgentTask, AgentTaskStatus, Requester, TaskApproval } from '../api/index.js';
+import { LABEL_TASK_LIVE, type AgentTask, type AgentTaskStatus, type Requester, type TaskApproval } from '../api/index.js';
 import { KubeError } from '../kube/api.js';
 import type { PodObject, RoleBindingObject, RoleObject, ServiceAccountObject } from '../kube/objects.js';
 import type { ApproverCheck, Clock, ClusterView, ClusterWriter, GrantLedger, LedgerEntry, ManagedKind } from './ports.js';
@@ -125,6 +125,12 @@ export class FakeCluster implements ClusterView, ClusterWriter {
       return current;
     }
     return this.put({ ...current, metadata: { ...current.metadata, finalizers } });
+  }
+  async setTaskLiveLabel(task: AgentTask, live: boolean) {
+    this.writes.push(`live label ${live}`);
+    const current = this.task(task.metadata.namespace, task.metadata.name) ?? task;
+    const { [LABEL_TASK_LIVE]: _dropped, ...others } = current.metadata.labels ?? {};
+    return this.put({ ...current, metadata: { ...current.metadata, labels: live ? { ...others, [LABEL_TASK_LIVE]: 'true' } : others } });
   }
   /** Event name -> the uid of the task it is about and whether taskgrant wrote it. */
   readonly eventNames = new Map<string, { uid: string; ours: boolean }>();

@@ -43,6 +43,8 @@ export interface ClusterWriter {
   /** Deletes a TaskApproval; false when it was already gone. */
   deleteApproval(namespace: string, name: string): Promise<boolean>;
   setTaskFinalizers(task: AgentTask, finalizers: string[]): Promise<AgentTask>;
+  /** Sets or removes the task's taskgrant.io/live label (admission mode policy selects by it). */
+  setTaskLiveLabel(task: AgentTask, live: boolean): Promise<AgentTask>;
   /** Creates the Event named `name`; resolves false when it already exists. */
   recordEvent(task: AgentTask, type: 'Normal' | 'Warning', reason: string, message: string, name: string): Promise<boolean>;
   /** Whether the Event `name` exists, and whether taskgrant wrote it about this very task. */

@@ -40,6 +40,8 @@ export interface ReconcilerSettings {
   retryPendingMs: number;
   /** How long an ended task is kept (its final status and audit visible) before it is deleted; 0: for ever. */
   retentionMs?: number;
+  /** Admission mode policy: live tasks carry taskgrant.io/live, which the pod policies select by. */
+  liveLabel?: boolean;
   /**
    * taskgrant's own namespace: its webhook key, receipt signing keys, ledger and Lease live
    * there, and the operator holds rights on them, so no task may be granted anything in it.
@@ -72,7 +74,7 @@ export class Reconciler {
   private readonly verifier: GrantVerifier;
 
   constructor(private readonly deps: ReconcilerDeps) {
-    this.transitions = new Transitions(deps);
+    this.transitions = new Transitions({ ...deps, liveLabel: deps.settings.liveLabel ?? false });
     this.revoker = new Revoker({ ...deps, transitions: this.transitions });
     this.verifier = new GrantVerifier({
       ledger: deps.ledger,
@@ -181,7 +183,8 @@ export class Reconciler {
           return this.transitions.write(task, { phase: 'Failed', reason: 'CeilingExceeded', message: CEILING_MESSAGE, decision: decisionStatus(next.decision, now) });
         }
         const expiresAt = grantExpiry(task, result.issuedAt, parent);
-        await this.transitions.write(task, { ...grantedUpdate(task, result.issuedAt, expiresAt, parent), decision: decisionStatus(next.decision, now), ...approvalRecord });
+        await this.transitions.markLive(task);
+        await this.transitions.write(this.transitions.latest(task), { ...grantedUpdate(task, result.issuedAt, expiresAt, parent), decision: decisionStatus(next.decision, now), ...approvalRecord });
         this.deps.metrics.grants.inc();
         const created = Date.parse(task.metadata.creationTimestamp ?? '');
         if (Number.isFinite(created)) this.deps.metrics.timeToGrantSeconds.observe(Math.max(0, now - created) / 1000);
@@ -275,6 +278,8 @@ export class Reconciler {
       return this.revoker.revoke(task, { reason: 'NamespaceDeleted', phase: 'Revoked', message: `Namespace ${ns} is being deleted; the grant is revoked.` });
     }
     if (objects === 'ceiling') return this.revoker.revoke(task, { reason: 'CeilingExceeded', phase: 'Revoked', message: CEILING_MESSAGE }, 'Failed');
+    // A grant made in webhook mode, or whose label someone removed, gets it (back) here.
+    task = await this.transitions.markLive(task);
     await this.recordPods(task, pods);
     const expiresAt = Date.parse(task.status?.grant?.expiresAt ?? '');
     if (Number.isFinite(expiresAt)) this.deps.requeueAfter(key, expiresAt - now, true);

@@ -1,6 +1,6 @@
 // Writing what happened: the status (only when it changes anything a user sees), the audit
 // record of every phase transition, and the finalizer that keeps a task until its grant is gone.
-import { FINALIZER, type AgentTask } from '../api/index.js';
+import { FINALIZER, LABEL_TASK_LIVE, type AgentTask } from '../api/index.js';
 import type { AuditTrail } from './audit.js';
 import type { Clock, ClusterView, ClusterWriter } from './ports.js';
 import { nextStatus, type StatusUpdate } from './status.js';
@@ -9,11 +9,19 @@ export class Transitions {
   constructor(
     private readonly deps: {
       view: Pick<ClusterView, 'task'>;
-      writer: Pick<ClusterWriter, 'patchTaskStatus' | 'setTaskFinalizers'>;
+      writer: Pick<ClusterWriter, 'patchTaskStatus' | 'setTaskFinalizers' | 'setTaskLiveLabel'>;
       audit: AuditTrail;
       clock: Clock;
+      /** Label live tasks taskgrant.io/live (admission mode policy: the pod policies' parameters). */
+      liveLabel?: boolean;
     },
   ) {}
+
+  /** Before a task is seen as granted: its pods are admitted by the policies only once it is labelled. */
+  async markLive(task: AgentTask): Promise<AgentTask> {
+    if (!this.deps.liveLabel || task.metadata.labels?.[LABEL_TASK_LIVE] === 'true') return task;
+    return this.deps.writer.setTaskLiveLabel(task, true);
+  }
 
   /** Writes the status when it changes anything a user sees; audits real phase transitions. */
   async write(task: AgentTask, update: StatusUpdate, latencyMs?: number): Promise<void> {
@@ -45,6 +53,8 @@ export class Transitions {
   }
 
   async dropFinalizer(task: AgentTask): Promise<void> {
+    // Whatever the mode now: a label left from another mode would only widen the policies' parameters.
+    if (task.metadata.labels?.[LABEL_TASK_LIVE] !== undefined) task = await this.deps.writer.setTaskLiveLabel(task, false);
     const finalizers = task.metadata.finalizers ?? [];
     if (!finalizers.includes(FINALIZER)) return;
     await this.deps.writer.setTaskFinalizers(task, finalizers.filter((f) => f !== FINALIZER));

@@ -7,6 +7,7 @@ import {
   LABEL_NAMESPACE_SENSITIVITY,
   LABEL_POLICY,
   LABEL_TASK,
+  LABEL_TASK_LIVE,
   LABEL_TASK_UID,
   MANAGED_BY,
   RISK_CONFIGMAP,
@@ -231,6 +232,12 @@ export class KubeCluster {
   async writeTaskUsage(task: AgentTask, usage: TaskUsage): Promise<AgentTask> {
     const path = `${paths.agentTask(task.metadata.namespace, task.metadata.name)}/status`;
     const updated = await this.api.patch<TaskObject>(path, { metadata: { resourceVersion: task.metadata.resourceVersion }, status: { usage } });
+    this.tasks.upsert(updated);
+    return updated;
+  }
+
+  async setTaskLiveLabel(task: AgentTask, live: boolean): Promise<AgentTask> {
+    const updated = await this.api.patch<TaskObject>(paths.agentTask(task.metadata.namespace, task.metadata.name), { metadata: { labels: { [LABEL_TASK_LIVE]: live ? 'true' : null } } });
     this.tasks.upsert(updated);
     return updated;
   }

@@ -83,3 +83,30 @@ export async function installGuards(kc: KubeConfig, crdDir: string, operatorName
   const writer = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: STATUS_WRITER_CONFIGMAP, namespace: operatorNamespace }, data: { operator: await ownUsername(kc) } };
   await applyManifests(kc, [writer, ...objects]);
 }
+
+/** Task pod admission inside the API server (admission mode policy), beside the CRDs. */
+export const POD_POLICY_DIR = 'policy-mode';
+
+/** Whether the API server serves MutatingAdmissionPolicy (admissionregistration.k8s.io/v1; GA in Kubernetes 1.36). */
+export async function servesMutatingAdmissionPolicies(kc: KubeConfig): Promise<boolean> {
+  const res = await rest(kc, 'GET', '/apis/admissionregistration.k8s.io/v1');
+  if (res.status === 404) return false;
+  if (res.status !== 200) throw new Error(`discovering admissionregistration.k8s.io/v1: ${res.status} ${statusMessage(res.body)}`);
+  const list = JSON.parse(res.body) as { resources?: Array<{ name: string }> };
+  return (list.resources ?? []).some((r) => r.name === 'mutatingadmissionpolicies');
+}
+
+/**
+ * Install mode, admission mode policy: the MutatingAdmissionPolicy and ValidatingAdmissionPolicies
+ * that admit task pods with no webhook call (crds/policy-mode/). In webhook mode they are removed,
+ * so a pod is never mutated twice by two paths after a change of mode.
+ */
+export async function installPodPolicies(kc: KubeConfig, crdDir: string, install: boolean): Promise<void> {
+  const objects = readManifestDir(join(crdDir, POD_POLICY_DIR));
+  if (install) return applyManifests(kc, objects);
+  const paths = new ResourcePaths(kc);
+  for (const object of objects) {
+    const res = await rest(kc, 'DELETE', await paths.pathOf(object));
+    if (res.status !== 200 && res.status !== 202 && res.status !== 404) throw new Error(`removing ${object.kind} ${object.metadata?.name ?? ''}: ${res.status} ${statusMessage(res.body)}`);
+  }
+}

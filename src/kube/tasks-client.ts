@@ -1,7 +1,7 @@
 // What the kubectl plugin reads and writes, as one-shot JSON calls (no informers: a CLI run lives
 // for one request or a handful). Credentials are resolved the way kubectl resolves them.
 import * as k8s from '@kubernetes/client-node';
-import { LABEL_POLICY, LABEL_TASK_UID, type AgentTask, type TaskApproval } from '../api/index.js';
+import { LABEL_POLICY, LABEL_TASK_UID, MODES_CONFIGMAP, type AgentTask, type TaskApproval } from '../api/index.js';
 import { KubeApi, paths } from './api.js';
 import type { KubeObject } from './informer.js';
 import type { ConfigMapObject, ManagedKind, PolicyRuleObject, RoleBindingObject, RoleObject, ServiceAccountObject } from './objects.js';
@@ -106,6 +106,12 @@ export class TasksClient {
   async listEvents(namespace: string, uid: string): Promise<EventObject[]> {
     const list = await this.api.get<List<EventObject>>(`${paths.events(namespace)}${query({ fieldSelector: `involvedObject.uid=${uid}` })}`);
     return list.items ?? [];
+  }
+
+  /** The modes the operator published (kube/modes.ts), or undefined when it has not. */
+  async readModes(operatorNamespace: string): Promise<Record<string, string> | undefined> {
+    const cm = await this.api.find<ConfigMapObject>(`${paths.configMaps(operatorNamespace)}/${MODES_CONFIGMAP}`);
+    return cm?.data;
   }
 
   /** The ConfigMaps whose `.cedar` keys the operator adds to its policy set. */

@@ -14,7 +14,7 @@ const kindOf = (path: string) => parseAllDocuments(readFileSync(path, 'utf8')).m
 
 describe('chart copies', () => {
   it('crds/ holds every CustomResourceDefinition of the top-level crds/, byte for byte, and nothing else', () => {
-    const topLevel = readdirSync(join(root, 'crds')).filter((f) => kindOf(join(root, 'crds', f)).every((k) => k === 'CustomResourceDefinition'));
+    const topLevel = readdirSync(join(root, 'crds')).filter((f) => f.endsWith('.yaml')).filter((f) => kindOf(join(root, 'crds', f)).every((k) => k === 'CustomResourceDefinition'));
     expect(topLevel.length).toBeGreaterThan(0);
     expect(readdirSync(join(chart, 'crds')).sort()).toEqual(topLevel.sort());
     for (const file of topLevel) expect({ file, same: bytes(chart, 'crds', file).equals(bytes(root, 'crds', file)) }).toEqual({ file, same: true });
@@ -28,6 +28,18 @@ describe('chart copies', () => {
   it.each(['token-guard', 'status-guard', 'risk-guard'])('files/%s.yaml is crds/taskgrant.io_%s.yaml', (guard) => {
     expect(bytes(chart, 'files', `${guard}.yaml`).equals(bytes(root, 'crds', `taskgrant.io_${guard}.yaml`))).toBe(true);
     expect(kindOf(join(root, 'crds', `taskgrant.io_${guard}.yaml`))).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+  });
+
+  it('files/task-pods-policy.yaml is crds/policy-mode/taskgrant.io_task-pods.yaml', () => {
+    expect(bytes(chart, 'files', 'task-pods-policy.yaml').equals(bytes(root, 'crds', 'policy-mode', 'taskgrant.io_task-pods.yaml'))).toBe(true);
+    expect(kindOf(join(root, 'crds', 'policy-mode', 'taskgrant.io_task-pods.yaml'))).toEqual([
+      'MutatingAdmissionPolicy',
+      'MutatingAdmissionPolicyBinding',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+    ]);
   });
 
   it('files/policies/ is the default policy set of policies/, byte for byte', () => {

@@ -188,6 +188,35 @@ describe('helm template with default values', () => {
 
 const CLIENT_CA = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----';
 
+describe('helm template where the API server serves MutatingAdmissionPolicy (admissionMode policy)', () => {
+  let objects: Manifest[];
+  beforeAll(async () => {
+    const out = await helmOk(['template', RELEASE, chartDir, '--namespace', ns, '--api-versions', 'admissionregistration.k8s.io/v1/MutatingAdmissionPolicy']);
+    objects = parseManifests(out) as Manifest[];
+  });
+
+  it('admits task pods by policy: the pod policies of crds/policy-mode/, renamed for the release, and no pod webhooks', () => {
+    const source = parseManifests(readFileSync(join(repoRoot(), 'crds', 'policy-mode', 'taskgrant.io_task-pods.yaml'), 'utf8'));
+    for (const object of source) {
+      const name = `${FULLNAME}-${(object.metadata?.name ?? '').replace(/^taskgrant-/, '')}`;
+      const rendered = find(objects, object.kind ?? '', name) as Manifest & { spec: Record<string, unknown> };
+      const expected = { ...(object as unknown as { spec: Record<string, unknown> }).spec, ...(object.kind?.endsWith('Binding') ? { policyName: name } : {}) };
+      expect(rendered.spec).toEqual(expected);
+    }
+    const webhooks = [...webhooksOf(find(objects, 'MutatingWebhookConfiguration', FULLNAME)), ...webhooksOf(find(objects, 'ValidatingWebhookConfiguration', FULLNAME))];
+    expect(webhooks.map((w) => w.name).sort()).toEqual(WEBHOOK_ROUTES.filter((r) => r.resource !== 'pods').map((r) => `${r.handler}.taskgrant.io`).sort());
+    const deployment = find(objects, 'Deployment') as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+    expect(deployment.spec.template.spec.containers[0]?.args).toContain('--admission-mode=policy');
+  });
+
+  it('falls back to the webhook where the API server does not serve it (Kubernetes 1.35)', async () => {
+    const older = parseManifests(await helmOk(['template', RELEASE, chartDir, '--namespace', ns])) as Manifest[];
+    expect(older.some((o) => o.kind === 'MutatingAdmissionPolicy')).toBe(false);
+    const deployment = find(older, 'Deployment') as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+    expect(deployment.spec.template.spec.containers[0]?.args).toContain('--admission-mode=webhook');
+  });
+});
+
 describe('helm template with non-default values', () => {
   const custom = {
     certMode: 'cert-manager',

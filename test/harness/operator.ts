@@ -4,6 +4,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import type { Config } from '../../src/config.js';
+import { loadKubeConfig } from '../../src/kube/client.js';
+import { installPodPolicies } from '../../src/kube/manifests.js';
 import { startOperator, type Operator } from '../../src/operator.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { authzFiles, webhookClientFiles } from './controlplane.js';
@@ -15,6 +17,10 @@ export interface TestOperator extends Operator {
   logFile: string;
   /** Stops only the HTTPS webhook server, leaving its configurations in place (an outage). */
   stopWebhookOnly(): Promise<void>;
+  /** Stops the operator as a crash would: what it installed in the cluster stays (stop() may follow). */
+  halt(): Promise<void>;
+  /** Removes what install mode put in the cluster for this operator (webhook configurations, pod policies). */
+  removeInstalled(): Promise<void>;
 }
 
 export async function startTestOperator(overrides: Partial<Config> = {}): Promise<TestOperator> {
@@ -35,6 +41,9 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
     webhookUrl: undefined,
     // The API server of the local cluster presents its webhook client certificate: only it is answered.
     webhookClientCaFile: existingFile(webhookClientFiles(dirname(kubeconfig)).webhookClientCa),
+    // The suites test the webhook path in depth (maxPods refused up front, outages, forged
+    // reviews); test/admission-policy.test.ts runs the policy mode the chart defaults to.
+    admissionMode: 'webhook',
     install: true,
     logLevel: 'debug',
     workers: 8,
@@ -69,15 +78,21 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
   // labelled pod of the suites after it (failurePolicy Fail), so they go with it.
   const removeWebhooks = async () => {
     if (!config.install) return;
+    // Pod policies left behind would admit the pods of the suites after it without their webhook.
+    if (operator.admissionMode === 'policy') await installPodPolicies(await loadKubeConfig(kubeconfig), join(root, 'crds'), false);
     await operator.cluster.api.delete(`/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${config.webhookConfigName}`);
     await operator.cluster.api.delete(`/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${config.webhookConfigName}`);
   };
+  let halted: Promise<void> | undefined;
+  const halt = () => (halted ??= stop());
   return Object.assign(operator, {
     config,
     logFile,
+    halt,
+    removeInstalled: removeWebhooks,
     stop: async () => {
       await removeWebhooks();
-      await stop();
+      await halt();
       // The relay then drops the API server's calls: task identities are refused until the next operator.
       if (target && existsSync(authz.target) && readFileSync(authz.target, 'utf8') === target) rmSync(authz.target, { force: true });
     },

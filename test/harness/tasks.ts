@@ -12,12 +12,14 @@ export class TaskHelper {
   readonly core: k8s.CoreV1Api;
   readonly rbac: k8s.RbacAuthorizationV1Api;
   readonly authn: k8s.AuthenticationV1Api;
+  readonly admission: k8s.AdmissionregistrationV1Api;
 
   constructor(readonly admin: k8s.KubeConfig) {
     this.custom = admin.makeApiClient(k8s.CustomObjectsApi);
     this.core = admin.makeApiClient(k8s.CoreV1Api);
     this.rbac = admin.makeApiClient(k8s.RbacAuthorizationV1Api);
     this.authn = admin.makeApiClient(k8s.AuthenticationV1Api);
+    this.admission = admin.makeApiClient(k8s.AdmissionregistrationV1Api);
   }
 
   async create(namespace: string, name: string, spec: Partial<AgentTaskSpec> & Pick<AgentTaskSpec, 'intent'>, annotations?: Record<string, string>): Promise<AgentTask> {

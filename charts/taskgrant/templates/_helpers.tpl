@@ -44,6 +44,18 @@ one without its task's label, so the operator's own (a release named "tg") would
 {{- end }}
 
 {{/* The Service in front of the webhook port; also the name the serving certificate carries. */}}
+{{- /*
+How task pods are admitted in fact: policy (MutatingAdmissionPolicy inside the API server) only
+where the API server serves it (Kubernetes 1.36+), else the webhook.
+*/}}
+{{- define "taskgrant.admissionMode" -}}
+{{- if and (eq .Values.admissionMode "policy") (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy") -}}
+policy
+{{- else -}}
+webhook
+{{- end -}}
+{{- end -}}
+
 {{- define "taskgrant.webhookService" -}}
 {{- include "taskgrant.fullname" . }}-webhook
 {{- end }}

@@ -24,6 +24,12 @@ export function renderReport(r: ExplainReport, now: number): string {
       ...(t.parentTask ? ([['Parent task', t.parentTask]] as const) : []),
       ...(t.revokeRequested !== undefined ? ([['Revoke requested', JSON.stringify(t.revokeRequested)]] as const) : []),
       ...(t.revokedAt ? ([['Revoked at', t.revokedAt]] as const) : []),
+      [
+        'Enforcement',
+        r.modes
+          ? `task pods admitted by ${r.modes.admission === 'policy' ? 'policy inside the API server' : 'the webhook'}; ${r.modes.authorization === 'request-time' ? 'every request decided by taskgrant, then RBAC' : 'RBAC only (decided at grant time)'}`
+          : `${NONE} (the operator has not published its modes)`,
+      ],
     ]),
   );
 

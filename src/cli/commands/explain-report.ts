@@ -55,6 +55,8 @@ export interface ExplainReport {
   grant?: { serviceAccount: string; role: string; roleBinding: string; namespaces: string[]; issuedAt: string; expiresAt: string; remaining: string; pods: string[] };
   /** What exists in the cluster now, found by the task-uid label (none once the task is over). */
   grantObjects?: GrantObject[];
+  /** How the operator admits task pods and whether it decides at request time (absent: not published or not readable). */
+  modes?: Record<string, string>;
   /** What the request-time authorizer counted (absent where it does not run). */
   usage?: TaskUsage;
   approvals?: ExplainedApproval[];
@@ -68,6 +70,7 @@ interface Gathered {
   approvals?: TaskApproval[];
   events?: EventObject[];
   grantObjects?: GrantObject[];
+  modes?: Record<string, string>;
   policies: LoadedPolicies;
   configMaps: string[];
   warnings: string[];
@@ -148,6 +151,7 @@ export function buildReport(g: Gathered, now: number): ExplainReport {
       : {}),
     ...(g.grantObjects ? { grantObjects: g.grantObjects } : {}),
     ...(status?.usage ? { usage: status.usage } : {}),
+    ...(g.modes ? { modes: g.modes } : {}),
     ...(g.approvals
       ? {
           approvals: g.approvals

@@ -55,11 +55,12 @@ export function explainCommand(ctx: CommandContext): Command {
       const { namespace, client, task } = await ctx.existingTask(name);
       const warnings: string[] = [];
       const uid = task.metadata.uid ?? '';
-      const [approvals, events, grantObjects, policies] = await Promise.all([
+      const [approvals, events, grantObjects, policies, modes] = await Promise.all([
         optional(`TaskApprovals in namespace "${namespace}"`, warnings, () => client.listApprovals(namespace)),
         uid ? optional(`Events in namespace "${namespace}"`, warnings, () => client.listEvents(namespace, uid)) : Promise.resolve(undefined),
         uid ? optional('the grant objects', warnings, () => client.listGrantObjects([namespace, ...targetNamespaces(task), ...(task.status?.grant?.namespaces ?? [])], uid)) : Promise.resolve(undefined),
         gatherPolicies(client, resolvePolicyDir(options.policyDir), options.operatorNamespace, warnings),
+        optional(`the operator's modes in namespace "${options.operatorNamespace}"`, warnings, () => client.readModes(options.operatorNamespace)),
       ]);
       const report = buildReport(
         {
@@ -67,6 +68,7 @@ export function explainCommand(ctx: CommandContext): Command {
           ...(approvals ? { approvals } : {}),
           ...(events ? { events } : {}),
           ...(grantObjects ? { grantObjects } : {}),
+          ...(modes ? { modes } : {}),
           policies: policies.policies,
           configMaps: policies.configMaps,
           warnings,
