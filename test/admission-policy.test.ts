@@ -40,7 +40,24 @@ function podBody(name: string, task: string, spec: Partial<k8s.V1PodSpec> = {}):
 
 async function granted(name: string, spec: Partial<AgentTask['spec']> = {}): Promise<AgentTask> {
   await tasks.create(ns, name, { intent: intentOf(readPods), ...spec });
-  return tasks.waitForPhase(ns, name, 'Granted');
+  const task = await tasks.waitForPhase(ns, name, 'Granted');
+  await untilParameterSeen(task);
+  return task;
+}
+
+/**
+ * The API server reads the policies' parameters (live AgentTasks) from a cache of its own, which
+ * trails the live label by a moment (and, right after the policies are installed, by the time it
+ * takes to start). A dry-run pod shows when this task is in it; then the test proper begins.
+ */
+async function untilParameterSeen(task: AgentTask): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const probe = await tasks.core.createNamespacedPod({ namespace: ns, body: podBody(uniqueName('probe'), task.metadata.name), dryRun: 'All' }).catch(() => undefined);
+    if (probe?.spec?.serviceAccountName === task.status?.grant?.serviceAccount) return;
+    if (Date.now() > deadline) throw new Error(`no dry-run pod of ${task.metadata.name} was given its identity within 20 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 const createPod = (body: k8s.V1Pod) => tasks.core.createNamespacedPod({ namespace: ns, body });

@@ -73,6 +73,7 @@ export async function startTestOperator(overrides: Partial<Config> = {}): Promis
   const target = operator.authzPort === undefined ? undefined : `127.0.0.1:${operator.authzPort}`;
   if (target) writeFileSync(authz.target, target);
   if (config.install) await waitForIdentityGuard(operator, config.namespace);
+  if (config.install && operator.admissionMode === 'policy') await waitForPodGuard(operator, config.namespace);
   const stop = operator.stop.bind(operator);
   // Webhook configurations left pointing at a stopped test operator would refuse every
   // labelled pod of the suites after it (failurePolicy Fail), so they go with it.
@@ -119,6 +120,23 @@ async function waitForIdentityGuard(operator: Operator, namespace: string): Prom
       if (/identity|taskgrant/i.test((err as Error).message)) return;
     }
     if (Date.now() > deadline) throw new Error('the identity guard (ValidatingAdmissionPolicy) was not enforced within 20 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The same for the task pod guard of admission mode policy: a labelled pod of no live task is refused. */
+async function waitForPodGuard(operator: Operator, namespace: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await operator.cluster.api.create(`/api/v1/namespaces/${namespace}/pods?dryRun=All`, {
+        metadata: { name: 'pod-guard-probe', labels: { 'taskgrant.io/task': 'no-such-task' } },
+        spec: { containers: [{ name: 'c', image: 'registry.invalid/probe:1' }] },
+      });
+    } catch (err) {
+      if (/has no live grant/.test((err as Error).message)) return;
+    }
+    if (Date.now() > deadline) throw new Error('the task pod guard (ValidatingAdmissionPolicy) was not enforced within 20 s');
     await new Promise((r) => setTimeout(r, 100));
   }
 }
