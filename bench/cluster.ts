@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { parseManifests } from '../src/kube/manifests.js';
-import { freePort } from '../test/harness/controlplane.js';
+import { authzFiles, freePort, webhookClientFiles } from '../test/harness/controlplane.js';
 import { chartDir, chartOperatorArgs, helmOk, valuesFile } from '../test/chart/helm.js';
 import type { BenchClient } from './client.js';
 import { round, sleep } from './stats.js';
@@ -20,6 +20,8 @@ export interface Env {
   floorToken: string;
   /** The operator's resident memory once started, before any part ran. */
   idleMb: number;
+  /** Where the webhook configurations point (the operator on loopback). */
+  webhookPort: number;
 }
 
 // ---- the operator as it ships ---------------------------------------------------------------
@@ -52,11 +54,42 @@ function writeTokenKubeconfig(path: string, client: BenchClient, token: string):
  * RoleBinding the operator creates, and those checks are most of a grant's time (RESULTS.md).
  */
 export async function installChart(client: BenchClient, adminKubeconfig: string, namespace: string, webhookPort: number, dir: string): Promise<string> {
-  const values = valuesFile({ webhook: { url: `https://127.0.0.1:${webhookPort}` }, logLevel: 'warn' });
-  await helmOk(['install', RELEASE, chartDir, '--namespace', namespace, '--create-namespace', '--kubeconfig', adminKubeconfig, '-f', values]);
+  await helmOk(['install', RELEASE, chartDir, '--namespace', namespace, '--create-namespace', '--kubeconfig', adminKubeconfig, '-f', chartValues(webhookPort, 'policy')]);
   const path = join(dir, 'operator.kubeconfig');
   writeTokenKubeconfig(path, client, await serviceAccountToken(client, namespace, FULLNAME));
   return path;
+}
+
+function chartValues(webhookPort: number, admissionMode: 'policy' | 'webhook'): string {
+  return valuesFile({ webhook: { url: `https://127.0.0.1:${webhookPort}` }, logLevel: 'warn', admissionMode });
+}
+
+/**
+ * Switches the release's admission mode (`helm upgrade`), for measuring the webhook path beside
+ * the policy path the chart ships. Pod webhooks added by the upgrade get the caBundle the
+ * operator keeps on the others (it writes it when its certificate changes, not on every upgrade);
+ * waits until the API server enforces the mode: a dry-run pod of no task is refused by it.
+ */
+export async function setAdmissionMode(env: Env, mode: 'policy' | 'webhook'): Promise<void> {
+  await helmOk(['upgrade', RELEASE, chartDir, '--namespace', env.operatorNs, '--kubeconfig', env.kubeconfig, '-f', chartValues(env.webhookPort, mode)]);
+  const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${FULLNAME}`;
+  const config = (await env.client.must('GET', path)) as { webhooks: Array<{ clientConfig: { caBundle?: string } }> };
+  const caBundle = config.webhooks.find((w) => w.clientConfig.caBundle)?.clientConfig.caBundle;
+  const ops = config.webhooks.flatMap((w, i) => (w.clientConfig.caBundle ? [] : [{ op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: caBundle }]));
+  if (ops.length > 0) await env.client.must('PATCH', path, ops, 'application/json-patch+json');
+  const ns = `bench-mode-${mode}`;
+  await env.client.call('POST', '/api/v1/namespaces', { metadata: { name: ns } });
+  // Who refuses a pod of no task: the pod guard policy, or the operator's webhook.
+  const refusal = mode === 'policy' ? /ValidatingAdmissionPolicy.*has no live grant/ : /admission webhook.*no-such-task/;
+  for (let i = 0; i < 300; i += 1) {
+    const res = await env.client.call('POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, {
+      metadata: { name: 'mode-probe', labels: { 'taskgrant.io/task': 'no-such-task' } },
+      spec: { containers: [{ name: 'c', image: 'registry.invalid/probe:1' }] },
+    });
+    if (res.status >= 400 && refusal.test(res.body)) return;
+    await sleep(100);
+  }
+  throw new Error(`admission mode ${mode} was not enforced within 30 s`);
 }
 
 /**
@@ -96,11 +129,18 @@ export interface OperatorLaunch {
   operatorNs: string;
   webhookPort: number;
   dir: string;
+  /** The control plane's directory: its API server asks the authorizer through a relay whose target is written there. */
+  clusterDir: string;
 }
 
-/** The operator with the arguments the chart's Deployment passes (loopback addresses, the chart's policy files). */
-export async function startOperator({ root, nodeFlags, kubeconfig, operatorNs, webhookPort, dir }: OperatorLaunch): Promise<{ child: ChildProcess; healthPort: number }> {
+/**
+ * The operator with the arguments the chart's Deployment passes (loopback addresses, the chart's
+ * policy files) with the request-time authorizer on (authorization.enabled), as `make run` does.
+ */
+export async function startOperator({ root, nodeFlags, kubeconfig, operatorNs, webhookPort, dir, clusterDir }: OperatorLaunch): Promise<{ child: ChildProcess; healthPort: number }> {
   const healthPort = await freePort();
+  const authzPort = await freePort();
+  const authz = authzFiles(clusterDir);
   const child = spawn(
     process.execPath,
     [
@@ -111,6 +151,10 @@ export async function startOperator({ root, nodeFlags, kubeconfig, operatorNs, w
       `--namespace=${operatorNs}`,
       `--health-port=${healthPort}`,
       ...chartOperatorArgs({ fullname: FULLNAME, webhookPort, leaseName: 'taskgrant-controller' }),
+      '--authorizer',
+      `--authz-port=${authzPort}`,
+      `--authz-tls-dir=${authz.tlsDir}`,
+      `--webhook-client-ca=${webhookClientFiles(clusterDir).webhookClientCa}`,
       '--log-level=warn',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'], cwd: root, env: { ...process.env, MALLOC_ARENA_MAX: '2' } },
@@ -126,6 +170,7 @@ export async function startOperator({ root, nodeFlags, kubeconfig, operatorNs, w
     await sleep(100);
   }
   writeFileSync(join(dir, 'operator.pid'), String(child.pid));
+  writeFileSync(authz.target, `127.0.0.1:${authzPort}`);
   return { child, healthPort };
 }
 

@@ -4,7 +4,10 @@ import type { Results } from './part.js';
 const goals: ReadonlyArray<readonly [string, string, (v: number) => boolean, string]> = [
   ['policy', 'ratio_p50', (v) => v <= 1.5, '<= 1.5'],
   ['admission', 'handler_p99_ms', (v) => v <= 5, '<= 5 ms'],
-  ['admission', 'e2e_p50_ratio', (v) => v <= 1.2, '<= 1.2'],
+  // Task pods admitted inside the API server (the chart's default); the webhook path (e2e_*) is reported beside it.
+  ['admission', 'policy_e2e_p50_ratio', (v) => v <= 1.2, '<= 1.2'],
+  ['authz', 'request_p50_ratio', (v) => v <= 1.3, '<= 1.3'],
+  ['revoke', 'authz_p99_ms', (v) => v <= 100, '<= 100 ms'],
   ['grant', 'ratio_p50', (v) => v <= 1.5, '<= 1.5'],
   ['grant', 'burst_per_s', (v) => v >= 50, '>= 50/s'],
   ['revoke', 'pod_p99_ms', (v) => v <= 1000, '<= 1000 ms'],

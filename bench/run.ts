@@ -3,7 +3,7 @@
 // markdown table (bench/RESULTS.md keeps a committed copy). The parts are in bench/parts/.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { ControlPlane, freePort } from '../test/harness/controlplane.js';
 import { kubeAssets, repoRoot } from '../test/harness/paths.js';
@@ -11,6 +11,7 @@ import { BenchClient } from './client.js';
 import { floorIdentity, installChart, rssMb, startOperator, type Env } from './cluster.js';
 import { runParts, type BenchContext, type BenchPart, type Results } from './part.js';
 import { admissionPart, handlerPart, profilePart } from './parts/admission.js';
+import { authzRequestPart, authzRevokePart } from './parts/authz.js';
 import { burstPart, grantPart } from './parts/grant.js';
 import { memoryPart } from './parts/memory.js';
 import { policyPart } from './parts/policy.js';
@@ -21,7 +22,7 @@ import { sleep } from './stats.js';
 /** Before the control plane starts: they need nothing but this process. */
 const inProcessParts: ReadonlyArray<BenchPart> = [policyPart, handlerPart];
 /** Against the one cluster and operator main sets up, in this order (memory clears what the others left). */
-const clusterParts: ReadonlyArray<BenchPart<Env>> = [admissionPart, profilePart, grantPart, burstPart, revokePart, ttlPart, memoryPart];
+const clusterParts: ReadonlyArray<BenchPart<Env>> = [admissionPart, profilePart, authzRequestPart, authzRevokePart, grantPart, burstPart, revokePart, ttlPart, memoryPart];
 
 /** The V8 flags the image and `make run` start the operator with (see Dockerfile); BENCH_OPERATOR_FLAGS adds more (e.g. --cpu-prof). */
 const OPERATOR_NODE_FLAGS = ['--max-semi-space-size=4', '--wasm-num-compilation-tasks=0', '--optimize-for-size'];
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
   await runParts(inProcessParts, ctx, undefined, only);
 
   const dir = mkdtempSync(join(tmpdir(), 'taskgrant-bench-'));
-  const plane = new ControlPlane({ dir, assets: kubeAssets(), mode: 'tethered', profiling: only.has('profile') });
+  const plane = new ControlPlane({ dir, assets: kubeAssets(), mode: 'tethered', profiling: only.has('profile'), authorizer: true });
   let operator: ChildProcess | undefined;
   try {
     const info = await plane.start();
@@ -47,12 +48,12 @@ async function main(): Promise<void> {
     const webhookPort = await freePort();
     const operatorKubeconfig = await installChart(client, info.kubeconfigPath, operatorNs, webhookPort, dir);
     const floorToken = await floorIdentity(client, operatorNs);
-    const launched = await startOperator({ root, nodeFlags: OPERATOR_NODE_FLAGS, kubeconfig: operatorKubeconfig, operatorNs, webhookPort, dir });
+    const launched = await startOperator({ root, nodeFlags: OPERATOR_NODE_FLAGS, kubeconfig: operatorKubeconfig, operatorNs, webhookPort, dir, clusterDir: dirname(info.kubeconfigPath) });
     operator = launched.child;
     await sleep(3000);
     const idleMb = rssMb(operator.pid!);
     log(`operator idle: ${idleMb} MB`);
-    const env: Env = { client, kubeconfig: info.kubeconfigPath, operator, operatorNs, healthPort: launched.healthPort, floorToken, idleMb };
+    const env: Env = { client, kubeconfig: info.kubeconfigPath, operator, operatorNs, healthPort: launched.healthPort, floorToken, idleMb, webhookPort };
     await runParts(clusterParts, ctx, env, only);
     client.close();
   } finally {

@@ -1,5 +1,6 @@
 // Admission: the pod webhook's handler in-process, then pod creation end to end through the API
-// server (labelled pods reach our webhook, plain ones do not), and on request CPU profiles of both.
+// server (labelled pods are mutated by the admission policies, then by our webhook; plain ones by
+// neither), and on request CPU profiles of both.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
@@ -11,7 +12,7 @@ import { silentLogger } from '../../src/telemetry/logger.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import type { AgentTask } from '../../src/api/index.js';
 import { PhaseWatcher } from '../client.js';
-import { cpuMs, namespace, operatorMetric, type Env } from '../cluster.js';
+import { cpuMs, namespace, operatorMetric, setAdmissionMode, type Env } from '../cluster.js';
 import type { BenchContext, BenchPart } from '../part.js';
 import { percentile, round, runPool, sleep, timed } from '../stats.js';
 import { taskBody, taskPath, typicalTask } from '../tasks.js';
@@ -102,7 +103,11 @@ async function benchAdmissionHandler({ results }: BenchContext): Promise<void> {
 
 // ---- admission end to end -----------------------------------------------------------------------
 
-/** A granted task and a pod creator for it: labelled pods go through our webhook, plain ones do not. */
+/**
+ * A granted task and a pod creator for it: labelled pods are given the task's identity (by the
+ * admission policies or our webhook, whichever is in force), plain ones are not. Returns once the
+ * API server mutates this task's pods (the policies read the live task from a cache of their own).
+ */
 async function admissionTarget(env: Env, nsName: string): Promise<(i: number, labelled: boolean) => Promise<void>> {
   const ns = await namespace(env.client, nsName);
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
@@ -110,18 +115,28 @@ async function admissionTarget(env: Env, nsName: string): Promise<(i: number, la
   await env.client.must('POST', taskPath(ns), taskBody('e2e', 'e2e-agent', { maxPods: 100 }));
   await watcher.waitFor('e2e', ['Granted']);
   watcher.stop();
-  // Dry-run creates run every admission step (webhooks included) and persist nothing, so the
-  // labelled and unlabelled pods are measured identically and maxPods never fills up.
+  // Dry-run creates run every admission step (webhooks and policies included) and persist
+  // nothing, so the labelled and unlabelled pods are measured identically and maxPods never fills up.
   const pod = (i: number, labelled: boolean) => ({
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: `p-${labelled ? 'l' : 'u'}-${i}`, labels: labelled ? { 'taskgrant.io/task': 'e2e' } : { app: 'plain' } },
     spec: { containers: [{ name: 'a', image: 'registry.invalid/a:1' }] },
   });
-  return async (i: number, labelled: boolean) => {
+  const create = async (i: number, labelled: boolean) => {
     const res = await env.client.call('POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, pod(i, labelled));
     if (res.status !== 201) throw new Error(`pod create ${res.status}: ${res.body.slice(0, 200)}`);
+    if (labelled && !res.body.includes('"serviceAccountName":"tg-e2e-')) throw new Error(`task pod admitted without its identity: ${res.body.slice(0, 300)}`);
   };
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      await create(999_999, true);
+      return create;
+    } catch (err) {
+      if (attempt >= 200) throw err;
+      await sleep(100);
+    }
+  }
 }
 
 /** kube-apiserver's own histogram of mutating webhook calls (all of ours: only task pods reach it here). */
@@ -135,8 +150,8 @@ async function webhookCallStats(env: Env): Promise<{ sum: number; count: number 
   return { sum: total('sum'), count: total('count') };
 }
 
-async function benchAdmissionE2E({ results, log }: BenchContext, env: Env): Promise<void> {
-  const create = await admissionTarget(env, 'bench-admission');
+/** Labelled and plain pods created in turns, at concurrency 1 then 32, by the mode in force. */
+async function measureModes(env: Env, create: (i: number, labelled: boolean) => Promise<void>) {
   const measure = async (concurrency: number, count: number) => {
     await timed(50, concurrency, (i) => create(i, true));
     await timed(50, concurrency, (i) => create(i, false));
@@ -148,33 +163,51 @@ async function benchAdmissionE2E({ results, log }: BenchContext, env: Env): Prom
     }
     return { labelled, plain };
   };
+  const c1 = await measure(1, 400);
+  const c32 = await measure(32, 1280);
+  return { c1, c32 };
+}
+
+function modeFigures(prefix: string, { c1, c32 }: Awaited<ReturnType<typeof measureModes>>): Record<string, number> {
+  return {
+    [`${prefix}c1_p50_ms`]: round(percentile(c1.labelled, 50)),
+    [`${prefix}c1_baseline_p50_ms`]: round(percentile(c1.plain, 50)),
+    [`${prefix}c1_p50_ratio`]: round(percentile(c1.labelled, 50) / percentile(c1.plain, 50), 2),
+    [`${prefix}c1_p99_ratio`]: round(percentile(c1.labelled, 99) / percentile(c1.plain, 99), 2),
+    [`${prefix}p50_ms`]: round(percentile(c32.labelled, 50)),
+    [`${prefix}baseline_p50_ms`]: round(percentile(c32.plain, 50)),
+    [`${prefix}p50_ratio`]: round(percentile(c32.labelled, 50) / percentile(c32.plain, 50), 2),
+    [`${prefix}p99_ratio`]: round(percentile(c32.labelled, 99) / percentile(c32.plain, 99), 2),
+  };
+}
+
+/**
+ * Task pod admission in both modes: the policies the chart ships (MutatingAdmissionPolicy, no
+ * webhook call; `policy_e2e_*`), then the release switched to the webhook (`e2e_*`, with the API
+ * server's and the operator's view of the calls), then back.
+ */
+async function benchAdmissionE2E({ results, log }: BenchContext, env: Env): Promise<void> {
+  const policy = await measureModes(env, await admissionTarget(env, 'bench-admission-policy'));
+  await setAdmissionMode(env, 'webhook');
+  const create = await admissionTarget(env, 'bench-admission');
   const connectionsBefore = await operatorMetric(env, 'taskgrant_webhook_connections_total');
   const webhookBefore = await webhookCallStats(env);
   const cpuBefore = cpuMs(env.operator.pid!);
-  const c1 = await measure(1, 400);
-  const webhookMiddle = await webhookCallStats(env);
-  const cpuMiddle = cpuMs(env.operator.pid!);
-  const c32 = await measure(32, 1280);
+  const webhook = await measureModes(env, create);
   const webhookAfter = await webhookCallStats(env);
   const cpuAfter = cpuMs(env.operator.pid!);
-  const mean = (a: { sum: number; count: number }, b: { sum: number; count: number }) => round(((b.sum - a.sum) / Math.max(1, b.count - a.count)) * 1000);
+  await setAdmissionMode(env, 'policy');
+  const calls = Math.max(1, webhookAfter.count - webhookBefore.count);
   const connections = (await operatorMetric(env, 'taskgrant_webhook_connections_total')) - connectionsBefore;
-  log(`admission: ${webhookAfter.count - webhookBefore.count} webhook calls over ${connections} new connection(s)`);
-  results.admission = { ...results.admission,
-    e2e_c1_p50_ms: round(percentile(c1.labelled, 50)),
-    e2e_c1_baseline_p50_ms: round(percentile(c1.plain, 50)),
-    e2e_c1_p50_ratio: round(percentile(c1.labelled, 50) / percentile(c1.plain, 50), 2),
-    e2e_c1_p99_ratio: round(percentile(c1.labelled, 99) / percentile(c1.plain, 99), 2),
-    e2e_p50_ms: round(percentile(c32.labelled, 50)),
-    e2e_baseline_p50_ms: round(percentile(c32.plain, 50)),
-    e2e_p50_ratio: round(percentile(c32.labelled, 50) / percentile(c32.plain, 50), 2),
-    e2e_p99_ratio: round(percentile(c32.labelled, 99) / percentile(c32.plain, 99), 2),
+  log(`admission: ${calls} webhook calls over ${connections} new connection(s)`);
+  results.admission = {
+    ...results.admission,
+    ...modeFigures('policy_e2e_', policy),
+    ...modeFigures('e2e_', webhook),
     // As the API server sees it: the mean time of one call to our webhook, connection included.
-    apiserver_webhook_c1_mean_ms: mean(webhookBefore, webhookMiddle),
-    apiserver_webhook_mean_ms: mean(webhookMiddle, webhookAfter),
+    apiserver_webhook_mean_ms: round(((webhookAfter.sum - webhookBefore.sum) / calls) * 1000),
     // The operator's CPU time per webhook call (everything it did in the phase, over the calls).
-    operator_cpu_per_call_c1_ms: round((cpuMiddle - cpuBefore) / Math.max(1, webhookMiddle.count - webhookBefore.count)),
-    operator_cpu_per_call_ms: round((cpuAfter - cpuMiddle) / Math.max(1, webhookAfter.count - webhookMiddle.count)),
+    operator_cpu_per_call_ms: round((cpuAfter - cpuBefore) / calls),
     webhook_connections: connections,
   };
 }

@@ -185,7 +185,7 @@ describe("the operator guard: the operator's writes in its namespace, by name", 
     const path = `/api/v1/namespaces/${releaseNs}/configmaps/${FULLNAME}-policy-settings`;
     const current = await operatorApi().get<{ data: Record<string, string> }>(path);
     const permitAll = { ...current, data: { 'chart-settings.cedar': '@id("open") permit (principal, action, resource);' } };
-    expect(await refusal(() => operatorApi().replace(path, permitAll))).toMatch(/writes and deletes only its grant ledgers \(taskgrant-ledger-\*\), not ConfigMap/);
+    expect(await refusal(() => operatorApi().replace(path, permitAll))).toMatch(/writes and deletes only its grant ledgers \(taskgrant-ledger-\*\) and taskgrant-modes, not ConfigMap/);
     const planted = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'taskgrant-ledger-planted', namespace: releaseNs, labels: { 'taskgrant.io/policy': 'true' } }, data: {} };
     expect(await refusal(() => operatorApi().create(`/api/v1/namespaces/${releaseNs}/configmaps`, planted))).toMatch(/never writes policy ConfigMaps/);
   });

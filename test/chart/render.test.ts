@@ -93,6 +93,8 @@ describe('helm template with default values', () => {
       '--tls-dir=/etc/taskgrant/tls',
       `--webhook-service=${FULLNAME}-webhook`,
       `--webhook-config-name=${FULLNAME}`,
+      // helm template knows no API server: without MutatingAdmissionPolicy the webhook admits task pods.
+      '--admission-mode=webhook',
     ]);
     expect(container.env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });
     expect(container.livenessProbe?.httpGet).toMatchObject({ path: '/healthz', port: 'http' });

@@ -1,0 +1,146 @@
+// Request time: what taskgrant's authorizer adds to an agent's request (beside the same request
+// decided by RBAC alone), and how soon after a revocation the agent's next request is refused.
+import { PhaseWatcher } from '../client.js';
+import { namespace, type Env } from '../cluster.js';
+import type { BenchContext, BenchPart } from '../part.js';
+import { percentile, round, sleep } from '../stats.js';
+import { permissions, taskBody, taskPath } from '../tasks.js';
+
+interface Pod {
+  metadata: { name: string; uid: string };
+}
+
+/** A token bound to `pod`, as the pod's projected volume would hold. */
+async function podToken(env: Env, ns: string, serviceAccount: string, pod: Pod): Promise<string> {
+  const res = await env.client.must('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${serviceAccount}/token`, {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: { expirationSeconds: 3600, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, uid: pod.metadata.uid } },
+  });
+  return (res.status as { token: string }).token;
+}
+
+/** A granted task with its pod (admitted by the policies, so it runs as the task) and that pod's token. */
+async function grantedAgent(env: Env, watcher: PhaseWatcher, ns: string, name: string): Promise<{ pod: Pod; token: string }> {
+  await env.client.must('POST', taskPath(ns), taskBody(name, `${name}-agent`));
+  await watcher.waitFor(name, ['Granted']);
+  const task = await env.client.must('GET', taskPath(ns, name));
+  const serviceAccount = (task.status as { grant: { serviceAccount: string } }).grant.serviceAccount;
+  const body = { metadata: { name: `${name}-pod`, labels: { 'taskgrant.io/task': name } }, spec: { containers: [{ name: 'a', image: 'registry.invalid/a:1' }] } };
+  // The policies read the live task from the API server's own cache, a moment behind the label.
+  for (let attempt = 0; ; attempt += 1) {
+    const res = await env.client.call('POST', `/api/v1/namespaces/${ns}/pods`, body);
+    if (res.status === 201) {
+      const pod = JSON.parse(res.body) as Pod;
+      await watcher.waitFor(name, ['Active']);
+      return { pod, token: await podToken(env, ns, serviceAccount, pod) };
+    }
+    if (attempt >= 100) throw new Error(`task pod ${name}: ${res.status} ${res.body.slice(0, 300)}`);
+    await sleep(50);
+  }
+}
+
+/**
+ * The floor: an ordinary ServiceAccount (not tg-*, so the API server never asks taskgrant) with a
+ * Role of the task's permissions, and a token bound to a pod of its own.
+ */
+async function rbacOnlyAgent(env: Env, ns: string): Promise<string> {
+  const name = 'rbac-agent';
+  await env.client.must('POST', `/api/v1/namespaces/${ns}/serviceaccounts`, { metadata: { name } });
+  await env.client.must('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`, { metadata: { name }, rules: permissions });
+  await env.client.must('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`, {
+    metadata: { name },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+    subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
+  });
+  const pod = (await env.client.must('POST', `/api/v1/namespaces/${ns}/pods`, {
+    metadata: { name: `${name}-pod` },
+    spec: { serviceAccountName: name, containers: [{ name: 'a', image: 'registry.invalid/a:1' }] },
+  })) as unknown as Pod;
+  return podToken(env, ns, name, pod);
+}
+
+/** One GET the agent is granted, with its token; refused answers are an error here. */
+function agentGet(env: Env, ns: string, token: string): () => Promise<void> {
+  return async () => {
+    const res = await env.client.call('GET', `/api/v1/namespaces/${ns}/pods?limit=1`, undefined, undefined, token);
+    if (res.status !== 200) throw new Error(`agent GET ${res.status}: ${res.body.slice(0, 200)}`);
+  };
+}
+
+async function sampleSequentially(count: number, fn: () => Promise<void>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < count; i += 1) {
+    const start = performance.now();
+    await fn();
+    samples.push(performance.now() - start);
+  }
+  return samples;
+}
+
+async function benchAuthzRequest({ results }: BenchContext, env: Env): Promise<void> {
+  const ns = await namespace(env.client, 'bench-authz');
+  const watcher = new PhaseWatcher(env.kubeconfig, ns);
+  await watcher.start();
+  const task = agentGet(env, ns, (await grantedAgent(env, watcher, ns, 'reader')).token);
+  const rbac = agentGet(env, ns, await rbacOnlyAgent(env, ns));
+  watcher.stop();
+  await sampleSequentially(200, task);
+  await sampleSequentially(200, rbac);
+  const withAuthorizer: number[] = [];
+  const rbacOnly: number[] = [];
+  // Interleaved batches, so both see the same machine noise.
+  for (let batch = 0; batch < 10; batch += 1) {
+    withAuthorizer.push(...(await sampleSequentially(200, task)));
+    rbacOnly.push(...(await sampleSequentially(200, rbac)));
+  }
+  results.authz = {
+    ...results.authz,
+    request_n: withAuthorizer.length,
+    request_p50_ms: round(percentile(withAuthorizer, 50)),
+    request_p99_ms: round(percentile(withAuthorizer, 99)),
+    rbac_only_p50_ms: round(percentile(rbacOnly, 50)),
+    rbac_only_p99_ms: round(percentile(rbacOnly, 99)),
+    request_p50_ratio: round(percentile(withAuthorizer, 50) / percentile(rbacOnly, 50), 2),
+    request_p99_ratio: round(percentile(withAuthorizer, 99) / percentile(rbacOnly, 99), 2),
+  };
+}
+
+/**
+ * The agent keeps using its token, a request every 5 ms; its pod ends (the trigger); the time from
+ * the trigger to the first response that refuses it. The token was presented before, so the API
+ * server's authentication cache holds it: the authorizer is what refuses.
+ */
+async function benchAuthzRevoke({ results }: BenchContext, env: Env): Promise<void> {
+  const ns = await namespace(env.client, 'bench-authz-revoke');
+  const watcher = new PhaseWatcher(env.kubeconfig, ns);
+  await watcher.start();
+  const samples: number[] = [];
+  const n = 120;
+  for (let i = 0; i < n; i += 1) {
+    const name = `ar-${i}`;
+    const { pod, token } = await grantedAgent(env, watcher, ns, name);
+    const at: { trigger?: number; refused?: number } = {};
+    const agent = (async () => {
+      const deadline = performance.now() + 10_000;
+      while (at.refused === undefined && performance.now() < deadline) {
+        const sent = performance.now();
+        const res = await env.client.call('GET', `/api/v1/namespaces/${ns}/pods?limit=1`, undefined, undefined, token);
+        if (res.status === 403 && at.trigger !== undefined) at.refused = performance.now();
+        else if (res.status !== 200) throw new Error(`agent GET before the trigger: ${res.status} ${res.body.slice(0, 200)}`);
+        await sleep(Math.max(0, 5 - (performance.now() - sent)));
+      }
+    })();
+    await sleep(50);
+    at.trigger = performance.now();
+    await env.client.must('PATCH', `/api/v1/namespaces/${ns}/pods/${pod.metadata.name}/status`, { status: { phase: 'Succeeded' } }, 'application/merge-patch+json');
+    await agent;
+    if (at.refused === undefined) throw new Error(`${name}: the agent was still allowed 10 s after its pod ended`);
+    samples.push(at.refused - at.trigger);
+  }
+  watcher.stop();
+  results.revoke = { ...results.revoke, authz_n: samples.length, authz_p50_ms: round(percentile(samples, 50)), authz_p99_ms: round(percentile(samples, 99)) };
+}
+
+export const authzRequestPart: BenchPart<Env> = { name: 'authz', title: "an agent's request: through the authorizer vs RBAC alone", run: benchAuthzRequest };
+export const authzRevokePart: BenchPart<Env> = { name: 'authz-revoke', title: "revocation with the authorizer: trigger to the agent's next request refused", run: benchAuthzRevoke };
