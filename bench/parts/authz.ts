@@ -1,7 +1,7 @@
 // Request time: what taskgrant's authorizer adds to an agent's request (beside the same request
 // decided by RBAC alone), and how soon after a revocation the agent's next request is refused.
 import { PhaseWatcher } from '../client.js';
-import { namespace, type Env } from '../cluster.js';
+import { namespace, operatorMetric, type Env } from '../cluster.js';
 import type { BenchContext, BenchPart } from '../part.js';
 import { percentile, round, sleep } from '../stats.js';
 import { permissions, taskBody, taskPath } from '../tasks.js';
@@ -78,6 +78,23 @@ async function sampleSequentially(count: number, fn: () => Promise<void>): Promi
   return samples;
 }
 
+/** kube-apiserver's own histogram of its calls to authorization webhooks (only ours is configured). */
+async function apiserverAuthzStats(env: Env): Promise<{ sum: number; count: number }> {
+  const res = await env.client.call('GET', '/metrics');
+  const total = (suffix: string) =>
+    res.body
+      .split('\n')
+      .filter((l) => l.startsWith(`apiserver_authorization_webhook_duration_seconds_${suffix}{`))
+      .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  return { sum: total('sum'), count: total('count') };
+}
+
+async function operatorAuthzStats(env: Env): Promise<{ sum: number; count: number }> {
+  return { sum: await operatorMetric(env, 'taskgrant_authz_duration_seconds_sum'), count: await operatorMetric(env, 'taskgrant_authz_duration_seconds_count') };
+}
+
+const meanMs = (a: { sum: number; count: number }, b: { sum: number; count: number }) => round(((b.sum - a.sum) / Math.max(1, b.count - a.count)) * 1000);
+
 async function benchAuthzRequest({ results }: BenchContext, env: Env): Promise<void> {
   const ns = await namespace(env.client, 'bench-authz');
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
@@ -89,11 +106,13 @@ async function benchAuthzRequest({ results }: BenchContext, env: Env): Promise<v
   await sampleSequentially(200, rbac);
   const withAuthorizer: number[] = [];
   const rbacOnly: number[] = [];
+  const [apiserverBefore, operatorBefore] = [await apiserverAuthzStats(env), await operatorAuthzStats(env)];
   // Interleaved batches, so both see the same machine noise.
   for (let batch = 0; batch < 10; batch += 1) {
     withAuthorizer.push(...(await sampleSequentially(200, task)));
     rbacOnly.push(...(await sampleSequentially(200, rbac)));
   }
+  const [apiserverAfter, operatorAfter] = [await apiserverAuthzStats(env), await operatorAuthzStats(env)];
   results.authz = {
     ...results.authz,
     request_n: withAuthorizer.length,
@@ -103,6 +122,10 @@ async function benchAuthzRequest({ results }: BenchContext, env: Env): Promise<v
     rbac_only_p99_ms: round(percentile(rbacOnly, 99)),
     request_p50_ratio: round(percentile(withAuthorizer, 50) / percentile(rbacOnly, 50), 2),
     request_p99_ratio: round(percentile(withAuthorizer, 99) / percentile(rbacOnly, 99), 2),
+    // Where the difference goes: the API server's call to the authorizer (connection, relay and
+    // TLS included), and inside it the operator's decision (runtime policies included).
+    apiserver_webhook_mean_ms: meanMs(apiserverBefore, apiserverAfter),
+    operator_decision_mean_ms: meanMs(operatorBefore, operatorAfter),
   };
 }
 
