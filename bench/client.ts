@@ -123,6 +123,11 @@ export class PhaseWatcher {
     );
   }
 
+  /** The phase the watch last saw `name` in. */
+  phaseOf(name: string): string | undefined {
+    return this.phases.get(name);
+  }
+
   /** performance.now() at which the watch saw `name` in a wanted phase. */
   waitFor(name: string, wanted: string[], timeoutMs = 60_000): Promise<number> {
     const current = this.phases.get(name);

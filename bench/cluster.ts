@@ -13,7 +13,10 @@ import { round, sleep } from './stats.js';
 export interface Env {
   client: BenchClient;
   kubeconfig: string;
+  /** The operator process; a part that restarts it (scale) puts the new one here. */
   operator: ChildProcess;
+  /** How it was started, for starting it again. */
+  launch: OperatorLaunch;
   operatorNs: string;
   healthPort: number;
   /** Bearer token of the grant floor's identity: the operator's RBAC, nothing more (floorIdentity). */

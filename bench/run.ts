@@ -4,7 +4,6 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { ControlPlane, freePort } from '../test/harness/controlplane.js';
 import { kubeAssets, repoRoot } from '../test/harness/paths.js';
 import { BenchClient } from './client.js';
@@ -14,15 +13,16 @@ import { admissionPart, handlerPart, profilePart } from './parts/admission.js';
 import { authzRequestPart, authzRevokePart } from './parts/authz.js';
 import { burstPart, grantPart } from './parts/grant.js';
 import { memoryPart } from './parts/memory.js';
+import { scalePart } from './parts/scale.js';
 import { policyPart } from './parts/policy.js';
-import { revokePart, ttlPart } from './parts/revoke.js';
+import { burstRevokePart, revokePart, ttlPart } from './parts/revoke.js';
 import { table } from './report.js';
 import { sleep } from './stats.js';
 
 /** Before the control plane starts: they need nothing but this process. */
 const inProcessParts: ReadonlyArray<BenchPart> = [policyPart, handlerPart];
-/** Against the one cluster and operator main sets up, in this order (memory clears what the others left). */
-const clusterParts: ReadonlyArray<BenchPart<Env>> = [admissionPart, profilePart, authzRequestPart, authzRevokePart, grantPart, burstPart, revokePart, ttlPart, memoryPart];
+/** Against the one cluster and operator main sets up, in this order (memory clears what the others left; scale, which leaves 50,000 tasks, is last). */
+const clusterParts: ReadonlyArray<BenchPart<Env>> = [admissionPart, profilePart, authzRequestPart, authzRevokePart, grantPart, burstPart, revokePart, ttlPart, burstRevokePart, memoryPart, scalePart];
 
 /** The V8 flags the image and `make run` start the operator with (see Dockerfile); BENCH_OPERATOR_FLAGS adds more (e.g. --cpu-prof). */
 const OPERATOR_NODE_FLAGS = ['--max-semi-space-size=4', '--wasm-num-compilation-tasks=0', '--optimize-for-size'];
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
 
   const dir = mkdtempSync(join(tmpdir(), 'taskgrant-bench-'));
   const plane = new ControlPlane({ dir, assets: kubeAssets(), mode: 'tethered', profiling: only.has('profile'), authorizer: true });
-  let operator: ChildProcess | undefined;
+  let env: Env | undefined;
   try {
     const info = await plane.start();
     const client = new BenchClient(info.kubeconfigPath);
@@ -48,18 +48,19 @@ async function main(): Promise<void> {
     const webhookPort = await freePort();
     const operatorKubeconfig = await installChart(client, info.kubeconfigPath, operatorNs, webhookPort, dir);
     const floorToken = await floorIdentity(client, operatorNs);
-    const launched = await startOperator({ root, nodeFlags: OPERATOR_NODE_FLAGS, kubeconfig: operatorKubeconfig, operatorNs, webhookPort, dir, clusterDir: dirname(info.kubeconfigPath) });
-    operator = launched.child;
+    const launch = { root, nodeFlags: OPERATOR_NODE_FLAGS, kubeconfig: operatorKubeconfig, operatorNs, webhookPort, dir, clusterDir: dirname(info.kubeconfigPath) };
+    const launched = await startOperator(launch);
+    env = { client, kubeconfig: info.kubeconfigPath, operator: launched.child, launch, operatorNs, healthPort: launched.healthPort, floorToken, idleMb: 0, webhookPort };
     await sleep(3000);
-    const idleMb = rssMb(operator.pid!);
-    log(`operator idle: ${idleMb} MB`);
-    const env: Env = { client, kubeconfig: info.kubeconfigPath, operator, operatorNs, healthPort: launched.healthPort, floorToken, idleMb, webhookPort };
+    env.idleMb = rssMb(launched.child.pid!);
+    log(`operator idle: ${env.idleMb} MB`);
     await runParts(clusterParts, ctx, env, only);
     client.close();
   } finally {
+    const operator = env?.operator;
     if (operator && operator.exitCode === null) {
       // Waited for, so a profile asked for with BENCH_OPERATOR_FLAGS is written before we go.
-      const exited = new Promise((resolve) => operator!.once('exit', resolve));
+      const exited = new Promise((resolve) => operator.once('exit', resolve));
       operator.kill('SIGTERM');
       await Promise.race([exited, sleep(15_000)]);
     }

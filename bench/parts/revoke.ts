@@ -1,9 +1,10 @@
 // Revocation: how long after its end (the pod succeeded, the TTL ran out) a task's token stops
-// working, measured by spending the token.
+// working, measured by spending fresh tokens that were never presented before (so no
+// authentication is cached): the unused-token figures. parts/authz.ts measures a token in use.
 import { PhaseWatcher } from '../client.js';
 import { namespace, type Env } from '../cluster.js';
 import type { BenchContext, BenchPart } from '../part.js';
-import { percentile, round, sleep } from '../stats.js';
+import { percentile, round, runPool, sleep } from '../stats.js';
 import { taskBody, taskPath } from '../tasks.js';
 
 async function mintPodToken(env: Env, ns: string, sa: string, pod: { metadata: { name: string; uid: string } }): Promise<string> {
@@ -55,7 +56,7 @@ async function benchRevokePod({ results }: BenchContext, env: Env): Promise<void
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
   await watcher.start();
   const samples: number[] = [];
-  for (let i = 0; i < 40; i += 1) {
+  for (let i = 0; i < 100; i += 1) {
     const g = await grantWithPod(env, watcher, ns, `rp-${i}`);
     await watcher.waitFor(`rp-${i}`, ['Active']);
     const start = performance.now();
@@ -63,7 +64,7 @@ async function benchRevokePod({ results }: BenchContext, env: Env): Promise<void
     samples.push((await waitRejected(env, ns, g.sa, g.tokens)) - start);
   }
   watcher.stop();
-  results.revoke = { ...results.revoke, pod_n: samples.length, pod_p50_ms: round(percentile(samples, 50)), pod_p99_ms: round(percentile(samples, 99)) };
+  results.revoke = { ...results.revoke, unused_token_pod_n: samples.length, unused_token_pod_p50_ms: round(percentile(samples, 50)), unused_token_pod_p99_ms: round(percentile(samples, 99)) };
 }
 
 async function benchRevokeTtl({ results }: BenchContext, env: Env): Promise<void> {
@@ -71,13 +72,68 @@ async function benchRevokeTtl({ results }: BenchContext, env: Env): Promise<void
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
   await watcher.start();
   const grants = [];
-  for (let i = 0; i < 20; i += 1) grants.push(await grantWithPod(env, watcher, ns, `ttl-${i}`, { ttl: '12s' }));
+  // 100 grants take about 30 s to make: every one must still be live when the last is made.
+  for (let i = 0; i < 100; i += 1) grants.push(await grantWithPod(env, watcher, ns, `ttl-${i}`, { ttl: '60s' }));
   // Wall clock to performance clock, for comparing with expiresAt.
   const offset = Date.now() - performance.now();
   const samples = await Promise.all(grants.map(async (g) => (await waitRejected(env, ns, g.sa, g.tokens)) + offset - g.expiresAt));
   watcher.stop();
-  results.revoke = { ...results.revoke, ttl_n: samples.length, ttl_p50_ms: round(percentile(samples, 50)), ttl_p99_ms: round(percentile(samples, 99)) };
+  results.revoke = { ...results.revoke, unused_token_ttl_n: samples.length, unused_token_ttl_p50_ms: round(percentile(samples, 50)), unused_token_ttl_p99_ms: round(percentile(samples, 99)) };
+}
+
+/**
+ * Pod-end revocations while a burst of 2,000 grants is in flight: the trigger (the pod succeeded)
+ * to the task ended, as the operator's watch reports it. Revocations take a lane of their own
+ * ahead of grants, so they must not wait behind the burst.
+ */
+async function benchRevokeDuringBurst({ results }: BenchContext, env: Env): Promise<void> {
+  const ns = await namespace(env.client, 'bench-burst-revoke');
+  const burstNs = await namespace(env.client, 'bench-burst-grants');
+  const watcher = new PhaseWatcher(env.kubeconfig, ns);
+  const burstWatcher = new PhaseWatcher(env.kubeconfig, burstNs);
+  await Promise.all([watcher.start(), burstWatcher.start()]);
+  const n = 100;
+  const pods: string[] = [];
+  for (let i = 0; i < n; i += 1) {
+    const name = `br-${i}`;
+    await env.client.must('POST', taskPath(ns), taskBody(name, `${name}-agent`));
+    await watcher.waitFor(name, ['Granted']);
+    const pod = { metadata: { name: `${name}-pod`, labels: { 'taskgrant.io/task': name } }, spec: { containers: [{ name: 'a', image: 'registry.invalid/a:1' }] } };
+    for (let attempt = 0; ; attempt += 1) {
+      const res = await env.client.call('POST', `/api/v1/namespaces/${ns}/pods`, pod);
+      if (res.status === 201) break;
+      if (attempt >= 100) throw new Error(`task pod ${name}: ${res.status} ${res.body.slice(0, 300)}`);
+      await sleep(50);
+    }
+    await watcher.waitFor(name, ['Active']);
+    pods.push(pod.metadata.name);
+  }
+  const burst = Array.from({ length: 2000 }, (_, i) => `bg-${i}`);
+  const burstGranted = burst.map((name) => burstWatcher.waitFor(name, ['Granted'], 600_000));
+  let created = 0;
+  const load = runPool(burst, 64, async (name, i) => {
+    await env.client.must('POST', taskPath(burstNs), taskBody(name, `burst-grant-agent-${i % 400}`));
+    created += 1;
+  });
+  while (created < 200) await sleep(20);
+  const samples: number[] = [];
+  let inFlightAtEnd = 0;
+  for (let i = 0; i < n; i += 1) {
+    const name = `br-${i}`;
+    const start = performance.now();
+    await env.client.must('PATCH', `/api/v1/namespaces/${ns}/pods/${pods[i]}/status`, { status: { phase: 'Succeeded' } }, 'application/merge-patch+json');
+    samples.push((await watcher.waitFor(name, ['Completed', 'Revoked'])) - start);
+    await sleep(100);
+  }
+  // How many grants were still waiting when the last revocation was measured: the burst was on throughout.
+  inFlightAtEnd = burst.length - burst.filter((b) => burstWatcher.phaseOf(b) === 'Granted').length;
+  await load;
+  await Promise.all(burstGranted);
+  watcher.stop();
+  burstWatcher.stop();
+  results.revoke = { ...results.revoke, during_burst_n: samples.length, during_burst_p50_ms: round(percentile(samples, 50)), during_burst_p99_ms: round(percentile(samples, 99)), during_burst_grants_pending_at_end: inFlightAtEnd };
 }
 
 export const revokePart: BenchPart<Env> = { name: 'revoke', title: 'revocation on pod success', run: benchRevokePod };
 export const ttlPart: BenchPart<Env> = { name: 'ttl', title: 'revocation on TTL', run: benchRevokeTtl };
+export const burstRevokePart: BenchPart<Env> = { name: 'burst-revoke', title: 'pod-end revocations during a burst of 2,000 grants', run: benchRevokeDuringBurst };
