@@ -177,6 +177,21 @@ export async function startOperator({ root, nodeFlags, kubeconfig, operatorNs, w
   return { child, healthPort };
 }
 
+/**
+ * Creates the pod of a granted task (labelled with it, so the admission policies give it the
+ * task's identity). The policies read the live task from the API server's own cache, a moment
+ * behind the label: a pod refused in that moment is created again.
+ */
+export async function createTaskPod(env: Env, ns: string, task: string): Promise<{ metadata: { name: string; uid: string } }> {
+  const body = { metadata: { name: `${task}-pod`, labels: { 'taskgrant.io/task': task } }, spec: { containers: [{ name: 'a', image: 'registry.invalid/a:1' }] } };
+  for (let attempt = 0; ; attempt += 1) {
+    const res = await env.client.call('POST', `/api/v1/namespaces/${ns}/pods`, body);
+    if (res.status === 201) return JSON.parse(res.body) as { metadata: { name: string; uid: string } };
+    if (attempt >= 100) throw new Error(`task pod of ${task}: ${res.status} ${res.body.slice(0, 300)}`);
+    await sleep(50);
+  }
+}
+
 export async function namespace(client: BenchClient, name: string): Promise<string> {
   await client.must('POST', '/api/v1/namespaces', { metadata: { name } });
   return name;

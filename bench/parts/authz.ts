@@ -1,7 +1,7 @@
 // Request time: what taskgrant's authorizer adds to an agent's request (beside the same request
 // decided by RBAC alone), and how soon after a revocation the agent's next request is refused.
 import { PhaseWatcher } from '../client.js';
-import { namespace, operatorMetric, type Env } from '../cluster.js';
+import { createTaskPod, namespace, operatorMetric, type Env } from '../cluster.js';
 import type { BenchContext, BenchPart } from '../part.js';
 import { percentile, round, sleep } from '../stats.js';
 import { permissions, taskBody, taskPath } from '../tasks.js';
@@ -26,18 +26,9 @@ async function grantedAgent(env: Env, watcher: PhaseWatcher, ns: string, name: s
   await watcher.waitFor(name, ['Granted']);
   const task = await env.client.must('GET', taskPath(ns, name));
   const serviceAccount = (task.status as { grant: { serviceAccount: string } }).grant.serviceAccount;
-  const body = { metadata: { name: `${name}-pod`, labels: { 'taskgrant.io/task': name } }, spec: { containers: [{ name: 'a', image: 'registry.invalid/a:1' }] } };
-  // The policies read the live task from the API server's own cache, a moment behind the label.
-  for (let attempt = 0; ; attempt += 1) {
-    const res = await env.client.call('POST', `/api/v1/namespaces/${ns}/pods`, body);
-    if (res.status === 201) {
-      const pod = JSON.parse(res.body) as Pod;
-      await watcher.waitFor(name, ['Active']);
-      return { pod, token: await podToken(env, ns, serviceAccount, pod) };
-    }
-    if (attempt >= 100) throw new Error(`task pod ${name}: ${res.status} ${res.body.slice(0, 300)}`);
-    await sleep(50);
-  }
+  const pod = await createTaskPod(env, ns, name);
+  await watcher.waitFor(name, ['Active']);
+  return { pod, token: await podToken(env, ns, serviceAccount, pod) };
 }
 
 /**

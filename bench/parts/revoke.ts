@@ -2,7 +2,7 @@
 // working, measured by spending fresh tokens that were never presented before (so no
 // authentication is cached): the unused-token figures. parts/authz.ts measures a token in use.
 import { PhaseWatcher } from '../client.js';
-import { namespace, type Env } from '../cluster.js';
+import { createTaskPod, namespace, type Env } from '../cluster.js';
 import type { BenchContext, BenchPart } from '../part.js';
 import { percentile, round, runPool, sleep } from '../stats.js';
 import { taskBody, taskPath } from '../tasks.js';
@@ -41,12 +41,7 @@ async function grantWithPod(env: Env, watcher: PhaseWatcher, ns: string, name: s
   await watcher.waitFor(name, ['Granted']);
   const current = await env.client.must('GET', taskPath(ns, name));
   const sa = (current.status as { grant: { serviceAccount: string; expiresAt: string } }).grant;
-  const pod = (await env.client.must('POST', `/api/v1/namespaces/${ns}/pods`, {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: `${name}-pod`, labels: { 'taskgrant.io/task': name } },
-    spec: { containers: [{ name: 'a', image: 'registry.invalid/a:1' }] },
-  })) as { metadata: { name: string; uid: string } };
+  const pod = await createTaskPod(env, ns, name);
   const tokens = await Promise.all(Array.from({ length: 12 }, () => mintPodToken(env, ns, sa.serviceAccount, pod)));
   return { task, sa: sa.serviceAccount, expiresAt: Date.parse(sa.expiresAt), pod, tokens };
 }
@@ -98,13 +93,7 @@ async function benchRevokeDuringBurst({ results }: BenchContext, env: Env): Prom
     const name = `br-${i}`;
     await env.client.must('POST', taskPath(ns), taskBody(name, `${name}-agent`));
     await watcher.waitFor(name, ['Granted']);
-    const pod = { metadata: { name: `${name}-pod`, labels: { 'taskgrant.io/task': name } }, spec: { containers: [{ name: 'a', image: 'registry.invalid/a:1' }] } };
-    for (let attempt = 0; ; attempt += 1) {
-      const res = await env.client.call('POST', `/api/v1/namespaces/${ns}/pods`, pod);
-      if (res.status === 201) break;
-      if (attempt >= 100) throw new Error(`task pod ${name}: ${res.status} ${res.body.slice(0, 300)}`);
-      await sleep(50);
-    }
+    const pod = await createTaskPod(env, ns, name);
     await watcher.waitFor(name, ['Active']);
     pods.push(pod.metadata.name);
   }
