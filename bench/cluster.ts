@@ -211,7 +211,9 @@ export async function installFloorCrd(client: BenchClient, root: string): Promis
   if (!crd) throw new Error('crds/taskgrant.io_agenttasks.yaml holds no CRD');
   crd.spec.group = FLOOR_GROUP;
   crd.metadata = { name: `${crd.spec.names.plural}.${FLOOR_GROUP}` };
-  await client.must('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+  // Installed once, by whichever part needs it first.
+  const created = await client.call('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+  if (created.status !== 201 && created.status !== 409) throw new Error(`floor CRD: ${created.status} ${created.body.slice(0, 300)}`);
   for (let i = 0; i < 300; i += 1) {
     const res = await client.call('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
     const conditions = (JSON.parse(res.body) as { status?: { conditions?: Array<{ type: string; status: string }> } }).status?.conditions ?? [];

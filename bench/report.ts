@@ -10,7 +10,8 @@ const goals: ReadonlyArray<readonly [string, string, (v: number) => boolean, str
   ['revoke', 'authz_p99_ms', (v) => v <= 100, '<= 100 ms'],
   ['grant', 'ratio_p50', (v) => v <= 1.5, '<= 1.5'],
   ['grant', 'overhead_p50_ms', (v) => v <= 10, '<= 10 ms'],
-  ['grant', 'burst_per_s', (v) => v >= 50, '>= 50/s'],
+  // Against the floor's rate at the same concurrency: an absolute rate moves with the machine.
+  ['grant', 'burst_floor_ratio', (v) => v >= 0.8, '>= 0.8'],
   ['revoke', 'unused_token_pod_p99_ms', (v) => v <= 1000, '<= 1000 ms'],
   ['revoke', 'unused_token_ttl_p99_ms', (v) => v <= 1000, '<= 1000 ms'],
   ['revoke', 'during_burst_p99_ms', (v) => v <= 1000, '<= 1000 ms'],
