@@ -4,10 +4,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../../src/webhook/index.js';
 import { mutateTaskPod } from '../../src/webhook/pods.js';
 import { allowed, parseAdmissionReview } from '../../src/webhook/admission.js';
+import { CertificateAuthority } from '../../src/webhook/certs.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import type { AgentTask } from '../../src/api/index.js';
@@ -108,8 +110,13 @@ async function benchAdmissionHandler({ results }: BenchContext): Promise<void> {
  * admission policies or our webhook, whichever is in force), plain ones are not. Returns once the
  * API server mutates this task's pods (the policies read the live task from a cache of their own).
  */
-async function admissionTarget(env: Env, nsName: string): Promise<(i: number, labelled: boolean) => Promise<void>> {
+type PodKind = 'task' | 'plain' | 'null';
+type CreatePod = (i: number, kind: PodKind) => Promise<void>;
+
+async function admissionTarget(env: Env, nsName: string): Promise<CreatePod> {
   const ns = await namespace(env.client, nsName);
+  // The null webhook's patch names this ServiceAccount (see nullWebhook).
+  await env.client.must('POST', `/api/v1/namespaces/${ns}/serviceaccounts`, { metadata: { name: NULL_SERVICE_ACCOUNT } });
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
   await watcher.start();
   await env.client.must('POST', taskPath(ns), taskBody('e2e', 'e2e-agent', { maxPods: 100 }));
@@ -117,20 +124,21 @@ async function admissionTarget(env: Env, nsName: string): Promise<(i: number, la
   watcher.stop();
   // Dry-run creates run every admission step (webhooks and policies included) and persist
   // nothing, so the labelled and unlabelled pods are measured identically and maxPods never fills up.
-  const pod = (i: number, labelled: boolean) => ({
+  const labels: Record<PodKind, Record<string, string>> = { task: { 'taskgrant.io/task': 'e2e' }, plain: { app: 'plain' }, null: { [NULL_LABEL]: 'true' } };
+  const pod = (i: number, kind: PodKind) => ({
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: `p-${labelled ? 'l' : 'u'}-${i}`, labels: labelled ? { 'taskgrant.io/task': 'e2e' } : { app: 'plain' } },
+    metadata: { name: `p-${kind}-${i}`, labels: labels[kind] },
     spec: { containers: [{ name: 'a', image: 'registry.invalid/a:1' }] },
   });
-  const create = async (i: number, labelled: boolean) => {
-    const res = await env.client.call('POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, pod(i, labelled));
+  const create = async (i: number, kind: PodKind) => {
+    const res = await env.client.call('POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, pod(i, kind));
     if (res.status !== 201) throw new Error(`pod create ${res.status}: ${res.body.slice(0, 200)}`);
-    if (labelled && !res.body.includes('"serviceAccountName":"tg-e2e-')) throw new Error(`task pod admitted without its identity: ${res.body.slice(0, 300)}`);
+    if (kind === 'task' && !res.body.includes('"serviceAccountName":"tg-e2e-')) throw new Error(`task pod admitted without its identity: ${res.body.slice(0, 300)}`);
   };
   for (let attempt = 0; ; attempt += 1) {
     try {
-      await create(999_999, true);
+      await create(999_999, 'task');
       return create;
     } catch (err) {
       if (attempt >= 200) throw err;
@@ -139,29 +147,26 @@ async function admissionTarget(env: Env, nsName: string): Promise<(i: number, la
   }
 }
 
-/** kube-apiserver's own histogram of mutating webhook calls (all of ours: only task pods reach it here). */
-async function webhookCallStats(env: Env): Promise<{ sum: number; count: number }> {
+/** kube-apiserver's own histogram of its calls to the mutating webhooks whose name contains `name`. */
+async function webhookCallStats(env: Env, name: string): Promise<{ sum: number; count: number }> {
   const res = await env.client.call('GET', '/metrics');
   const total = (suffix: string) =>
     res.body
       .split('\n')
-      .filter((l) => l.startsWith(`apiserver_admission_webhook_admission_duration_seconds_${suffix}{`) && l.includes('type="admit"'))
+      .filter((l) => l.startsWith(`apiserver_admission_webhook_admission_duration_seconds_${suffix}{`) && l.includes('type="admit"') && new RegExp(`name="[^"]*${name}`).test(l))
       .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
   return { sum: total('sum'), count: total('count') };
 }
 
-/** Labelled and plain pods created in turns, at concurrency 1 then 32, by the mode in force. */
-async function measureModes(env: Env, create: (i: number, labelled: boolean) => Promise<void>) {
+/** Pods of each kind created in turns, at concurrency 1 then 32, by the mode in force. */
+async function measureModes(create: CreatePod, kinds: readonly PodKind[]) {
   const measure = async (concurrency: number, count: number) => {
-    await timed(50, concurrency, (i) => create(i, true));
-    await timed(50, concurrency, (i) => create(i, false));
-    const labelled: number[] = [];
-    const plain: number[] = [];
+    for (const kind of kinds) await timed(50, concurrency, (i) => create(i, kind));
+    const samples = Object.fromEntries(kinds.map((k) => [k, [] as number[]])) as Record<PodKind, number[]>;
     for (let batch = 0; batch < 4; batch += 1) {
-      labelled.push(...(await timed(count / 4, concurrency, (i) => create(batch * 10_000 + i, true))));
-      plain.push(...(await timed(count / 4, concurrency, (i) => create(batch * 10_000 + i, false))));
+      for (const kind of kinds) samples[kind].push(...(await timed(count / 4, concurrency, (i) => create(batch * 10_000 + i, kind))));
     }
-    return { labelled, plain };
+    return { labelled: samples.task, plain: samples.plain, null: samples.null ?? [] };
   };
   const c1 = await measure(1, 400);
   const c32 = await measure(32, 1280);
@@ -187,28 +192,99 @@ function modeFigures(prefix: string, { c1, c32 }: Awaited<ReturnType<typeof meas
  * server's and the operator's view of the calls), then back.
  */
 async function benchAdmissionE2E({ results, log }: BenchContext, env: Env): Promise<void> {
-  const policy = await measureModes(env, await admissionTarget(env, 'bench-admission-policy'));
+  const policy = await measureModes(await admissionTarget(env, 'bench-admission-policy'), ['task', 'plain']);
   await setAdmissionMode(env, 'webhook');
-  const create = await admissionTarget(env, 'bench-admission');
-  const connectionsBefore = await operatorMetric(env, 'taskgrant_webhook_connections_total');
-  const webhookBefore = await webhookCallStats(env);
-  const cpuBefore = cpuMs(env.operator.pid!);
-  const webhook = await measureModes(env, create);
-  const webhookAfter = await webhookCallStats(env);
-  const cpuAfter = cpuMs(env.operator.pid!);
-  await setAdmissionMode(env, 'policy');
-  const calls = Math.max(1, webhookAfter.count - webhookBefore.count);
-  const connections = (await operatorMetric(env, 'taskgrant_webhook_connections_total')) - connectionsBefore;
-  log(`admission: ${calls} webhook calls over ${connections} new connection(s)`);
-  results.admission = {
-    ...results.admission,
-    ...modeFigures('policy_e2e_', policy),
-    ...modeFigures('e2e_', webhook),
-    // As the API server sees it: the mean time of one call to our webhook, connection included.
-    apiserver_webhook_mean_ms: round(((webhookAfter.sum - webhookBefore.sum) / calls) * 1000),
-    // The operator's CPU time per webhook call (everything it did in the phase, over the calls).
-    operator_cpu_per_call_ms: round((cpuAfter - cpuBefore) / calls),
-    webhook_connections: connections,
+  const floor = await nullWebhook(env);
+  try {
+    const create = await admissionTarget(env, 'bench-admission');
+    const connectionsBefore = await operatorMetric(env, 'taskgrant_webhook_connections_total');
+    const webhookBefore = await webhookCallStats(env, 'taskgrant');
+    const cpuBefore = cpuMs(env.operator.pid!);
+    const webhook = await measureModes(create, ['task', 'null', 'plain']);
+    const webhookAfter = await webhookCallStats(env, 'taskgrant');
+    const cpuAfter = cpuMs(env.operator.pid!);
+    const calls = Math.max(1, webhookAfter.count - webhookBefore.count);
+    const connections = (await operatorMetric(env, 'taskgrant_webhook_connections_total')) - connectionsBefore;
+    log(`admission: ${calls} webhook calls over ${connections} new connection(s)`);
+    results.admission = {
+      ...results.admission,
+      ...modeFigures('policy_e2e_', policy),
+      ...modeFigures('e2e_', webhook),
+      // Against a webhook that does no work (same TLS, same patch): what our logic adds.
+      null_floor_p50_ms: round(percentile(webhook.c32.null, 50)),
+      null_floor_p50_ratio: round(percentile(webhook.c32.labelled, 50) / percentile(webhook.c32.null, 50), 2),
+      null_floor_c1_p50_ratio: round(percentile(webhook.c1.labelled, 50) / percentile(webhook.c1.null, 50), 2),
+      // As the API server sees it: the mean time of one call to our webhook, connection included.
+      apiserver_webhook_mean_ms: round(((webhookAfter.sum - webhookBefore.sum) / calls) * 1000),
+      // The operator's CPU time per webhook call (everything it did in the phase, over the calls).
+      operator_cpu_per_call_ms: round((cpuAfter - cpuBefore) / calls),
+      webhook_connections: connections,
+    };
+  } finally {
+    await floor.close();
+    await setAdmissionMode(env, 'policy');
+  }
+}
+
+const NULL_LABEL = 'bench.taskgrant.io/null';
+const NULL_SERVICE_ACCOUNT = 'null-sa';
+const NULL_WEBHOOK = 'bench-null-webhook';
+
+/**
+ * The admission floor: a mutating webhook with our TLS setup (its own CA, keep-alive as ours)
+ * that decides nothing and answers every pod labelled NULL_LABEL with one fixed patch, the patch
+ * our webhook makes for the bench's pod (computed once, with the operator's own code, for a task
+ * whose ServiceAccount is NULL_SERVICE_ACCOUNT: a tg-* name would be refused by the identity guard).
+ */
+async function nullWebhook(env: Env): Promise<{ close(): Promise<void> }> {
+  const task: AgentTask = { ...typicalTask('null-task'), status: { phase: 'Granted', grant: { serviceAccount: NULL_SERVICE_ACCOUNT, role: 'r', roleBinding: 'rb', issuedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 3_600_000).toISOString(), pods: [] } } };
+  // The bench pod as the webhook sees it: defaulted, with the API-access volume the ServiceAccount plugin added.
+  const seen = {
+    uid: 'x', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, operation: 'CREATE', namespace: 'team-a', name: 'p', dryRun: true, userInfo: { username: 'bench' },
+    object: {
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'team-a', labels: { 'taskgrant.io/task': 'null-task' } },
+      spec: { serviceAccountName: 'default', containers: [{ name: 'a', image: 'registry.invalid/a:1', volumeMounts: [{ name: 'kube-api-access-abcde', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true }] }], volumes: [{ name: 'kube-api-access-abcde', projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } }] } }] },
+    },
+  };
+  const parsed = parseAdmissionReview({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: seen });
+  if (!parsed.ok) throw new Error(parsed.error);
+  const verdict = await mutateTaskPod(parsed.value, { tasks: { get: () => task }, slots: { claim: async () => ({ type: 'claimed' as const }) }, serviceAccounts: { isManaged: () => false, taskOf: () => undefined }, now: () => new Date() });
+  if (verdict.type !== 'allow') throw new Error(`the null webhook's patch: ${verdict.message}`);
+  const patch = verdict.patch;
+
+  const ca = await CertificateAuthority.create('bench-null-webhook-ca', 3_600_000);
+  const serving = await ca.issue({ commonName: 'bench-null-webhook', ipAddresses: ['127.0.0.1'], usage: 'server', validityMs: 3_600_000 });
+  const server = createHttpsServer({ cert: serving.certPem, key: serving.keyPem, keepAliveTimeout: 120_000 }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const uid = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { request: { uid: string } }).request.uid;
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify(allowed(uid, patch)));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations`;
+  await env.client.must('POST', path, {
+    metadata: { name: NULL_WEBHOOK },
+    webhooks: [{
+      name: 'null.bench.taskgrant.io',
+      admissionReviewVersions: ['v1'],
+      sideEffects: 'None',
+      failurePolicy: 'Fail',
+      timeoutSeconds: 10,
+      objectSelector: { matchLabels: { [NULL_LABEL]: 'true' } },
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+      clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle: Buffer.from(ca.certPem).toString('base64') },
+    }],
+  });
+  return {
+    close: async () => {
+      await env.client.call('DELETE', `${path}/${NULL_WEBHOOK}`);
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
   };
 }
 
@@ -228,7 +304,7 @@ async function profileAdmission({ root, results, log }: BenchContext, env: Env):
     let done = 0;
     const load = runPool(Array.from({ length: 32 }, (_, w) => w), 32, async (w) => {
       for (let i = 0; !stop && i < 5_000; i += 1) {
-        await create(w * 10_000 + i, labelled);
+        await create(w * 10_000 + i, labelled ? 'task' : 'plain');
         done += 1;
       }
     });
