@@ -1,6 +1,7 @@
 // make bench: every figure measured beside its floor in the same run, against a real local
 // control plane on loopback, every loop bounded. Writes bench/results/latest.json and prints a
 // markdown table (bench/RESULTS.md keeps a committed copy). The parts are in bench/parts/.
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -9,23 +10,36 @@ import { kubeAssets, repoRoot } from '../test/harness/paths.js';
 import { BenchClient } from './client.js';
 import { floorIdentity, installChart, rssMb, startOperator, type Env } from './cluster.js';
 import { runParts, type BenchContext, type BenchPart, type Results } from './part.js';
-import { admissionPart, handlerPart, profilePart } from './parts/admission.js';
+import { admissionPart, profilePart } from './parts/admission.js';
 import { authzRequestPart, authzRevokePart } from './parts/authz.js';
 import { burstPart, grantPart } from './parts/grant.js';
 import { memoryPart } from './parts/memory.js';
 import { scalePart } from './parts/scale.js';
-import { policyPart } from './parts/policy.js';
 import { burstRevokePart, revokePart, ttlPart } from './parts/revoke.js';
 import { table } from './report.js';
 import { sleep } from './stats.js';
 
-/** Before the control plane starts: they need nothing but this process. */
-const inProcessParts: ReadonlyArray<BenchPart> = [policyPart, handlerPart];
 /** Against the one cluster and operator main sets up, in this order (memory clears what the others left; scale, which leaves 50,000 tasks, is last). */
 const clusterParts: ReadonlyArray<BenchPart<Env>> = [admissionPart, profilePart, authzRequestPart, authzRevokePart, grantPart, burstPart, revokePart, ttlPart, burstRevokePart, memoryPart, scalePart];
 
 /** The V8 flags the image and `make run` start the operator with (see Dockerfile); BENCH_OPERATOR_FLAGS adds more (e.g. --cpu-prof). */
 const OPERATOR_NODE_FLAGS = ['--max-semi-space-size=4', '--wasm-num-compilation-tasks=0', '--optimize-for-size'];
+
+/**
+ * Before the control plane starts: the micro-benchmarks (bench/micro.ts), in a child process with
+ * the operator's V8 flags — measured in this process they would run with other flags than the
+ * code they measure.
+ */
+async function microBenchmarks(root: string): Promise<Results> {
+  const child = spawn(process.execPath, [...OPERATOR_NODE_FLAGS, join(root, 'dist', 'bench', 'micro.js')], { stdio: ['ignore', 'pipe', 'inherit'], cwd: root });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`the micro-benchmarks exited ${code}`);
+  const results = JSON.parse(out) as Results;
+  for (const section of Object.values(results)) section.node_flags = OPERATOR_NODE_FLAGS.join(' ');
+  return results;
+}
 
 async function main(): Promise<void> {
   const started = Date.now();
@@ -36,7 +50,7 @@ async function main(): Promise<void> {
   const only: ReadonlySet<string> = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
   const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`;
   results.machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version };
-  await runParts(inProcessParts, ctx, undefined, only);
+  Object.assign(results, await microBenchmarks(root));
 
   const dir = mkdtempSync(join(tmpdir(), 'taskgrant-bench-'));
   const plane = new ControlPlane({ dir, assets: kubeAssets(), mode: 'tethered', profiling: only.has('profile'), authorizer: true });

@@ -1,23 +1,38 @@
-// policy: taskgrant's evaluation vs raw statefulIsAuthorized on the same tuples.
+// policy: taskgrant's evaluation vs raw statefulIsAuthorized on the same tuples — a typical task
+// (4 tuples), a sweep to 64 and 1,024 tuples, and the deny path.
 import { join } from 'node:path';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { PolicyEngine, readPolicyDir } from '../../src/policy/index.js';
 import { buildRequests, type DecisionInput } from '../../src/policy/request.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
+import type { AgentTask } from '../../src/api/index.js';
 import type { BenchContext, BenchPart } from '../part.js';
 import { percentile, round } from '../stats.js';
 import { typicalTask } from '../tasks.js';
 
-async function benchPolicy({ root, results }: BenchContext): Promise<void> {
+/** The engine as the operator holds it (default policies) and the same set prepared raw in cedar-wasm. */
+async function engines(root: string) {
   const dir = await readPolicyDir(join(root, 'policies'));
   const engine = new PolicyEngine({ schemaText: dir.schemaText, logger: silentLogger(), metrics: new Metrics() });
   if (engine.load(dir.sources).type !== 'loaded') throw new Error('default policies did not load');
-  const input: DecisionInput = { task: typicalTask(), approved: false, recentGrants: 3, recentGrantSeconds: 2700, delegationDepth: 0 };
-  const built = buildRequests(input);
-  if (built.type !== 'requests') throw new Error('could not build requests');
   cedar.preparseSchema('bench-schema', dir.schemaText);
   cedar.preparsePolicySet('bench-raw', { staticPolicies: dir.sources.map((s) => s.text).join('\n') });
+  return engine;
+}
+
+/** A task asking for `names` resource names of pods and pods/log, get and list: 4 tuples per name (4 with none). */
+function taskOfTuples(names: number): AgentTask {
+  const task = typicalTask();
+  const resourceNames = Array.from({ length: names }, (_, i) => `pod-${i}`);
+  return { ...task, spec: { ...task.spec, intent: { ...task.spec.intent, permissions: [{ apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list'], ...(names > 0 ? { resourceNames } : {}) }] } } };
+}
+
+/** Our evaluation of `task` beside raw statefulIsAuthorized calls of the same tuples, interleaved. */
+function compare(engine: PolicyEngine, task: AgentTask, rounds: number) {
+  const input: DecisionInput = { task, approved: false, recentGrants: 3, recentGrantSeconds: 2700, delegationDepth: 0 };
+  const built = buildRequests(input);
+  if (built.type !== 'requests') throw new Error('could not build requests');
   const calls = built.requests.map((r) => ({
     principal: r.principal,
     action: r.action,
@@ -37,8 +52,7 @@ async function benchPolicy({ root, results }: BenchContext): Promise<void> {
   const ours = () => {
     if (engine.evaluate(input).type !== 'allow') throw new Error('engine did not allow');
   };
-  const rounds = 3000;
-  for (let i = 0; i < 300; i += 1) {
+  for (let i = 0; i < Math.max(10, rounds / 10); i += 1) {
     raw();
     ours();
   } // warm-up
@@ -53,14 +67,48 @@ async function benchPolicy({ root, results }: BenchContext): Promise<void> {
     ours();
     ourSamples.push((performance.now() - t) * 1000);
   }
-  results.policy = {
-    tuples: calls.length,
-    p50_us: round(percentile(ourSamples, 50), 1),
-    p99_us: round(percentile(ourSamples, 99), 1),
-    raw_p50_us: round(percentile(rawSamples, 50), 1),
-    raw_p99_us: round(percentile(rawSamples, 99), 1),
-    ratio_p50: round(percentile(ourSamples, 50) / percentile(rawSamples, 50), 2),
+  return { tuples: calls.length, ours: ourSamples, raw: rawSamples };
+}
+
+/** The deny path: a TTL the limits forbid, which the engine evaluates again as if approved (to say whether approval would help). */
+function denyPath(engine: PolicyEngine, rounds: number): number[] {
+  const task = typicalTask();
+  const input: DecisionInput = { task: { ...task, spec: { ...task.spec, ttl: '5h' } }, approved: false, recentGrants: 3, recentGrantSeconds: 2700, delegationDepth: 0 };
+  const once = () => {
+    if (engine.evaluate(input).type !== 'deny') throw new Error('engine did not deny a 5h TTL');
   };
+  for (let i = 0; i < rounds / 10; i += 1) once();
+  const samples: number[] = [];
+  for (let i = 0; i < rounds; i += 1) {
+    const t = performance.now();
+    once();
+    samples.push((performance.now() - t) * 1000);
+  }
+  return samples;
+}
+
+async function benchPolicy({ root, results }: BenchContext): Promise<void> {
+  const engine = await engines(root);
+  const typical = compare(engine, taskOfTuples(0), 3000);
+  const deny = denyPath(engine, 3000);
+  const figures: Record<string, number> = {
+    tuples: typical.tuples,
+    p50_us: round(percentile(typical.ours, 50), 1),
+    p99_us: round(percentile(typical.ours, 99), 1),
+    raw_p50_us: round(percentile(typical.raw, 50), 1),
+    raw_p99_us: round(percentile(typical.raw, 99), 1),
+    ratio_p50: round(percentile(typical.ours, 50) / percentile(typical.raw, 50), 2),
+    deny_p50_us: round(percentile(deny, 50), 1),
+    deny_p99_us: round(percentile(deny, 99), 1),
+  };
+  // The sweep: 64 and 1,024 tuples, with at least 100 samples behind each p99.
+  for (const [names, rounds] of [[16, 300], [256, 100]] as const) {
+    const sweep = compare(engine, taskOfTuples(names), rounds);
+    figures[`sweep_${sweep.tuples}_p50_us`] = round(percentile(sweep.ours, 50), 1);
+    figures[`sweep_${sweep.tuples}_p99_us`] = round(percentile(sweep.ours, 99), 1);
+    figures[`sweep_${sweep.tuples}_ratio_p50`] = round(percentile(sweep.ours, 50) / percentile(sweep.raw, 50), 2);
+  }
+  results.policy = figures;
 }
 
 export const policyPart: BenchPart = { name: 'policy', title: 'policy evaluation', run: benchPolicy };
