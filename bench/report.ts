@@ -15,6 +15,7 @@ const goals: ReadonlyArray<readonly [string, string, (v: number) => boolean, str
   ['grant', 'burst_floor_ratio', (v) => v >= 0.8, '>= 0.8'],
   ['revoke', 'unused_token_pod_p99_ms', (v) => v <= 1000, '<= 1000 ms'],
   ['revoke', 'unused_token_ttl_p99_ms', (v) => v <= 1000, '<= 1000 ms'],
+  ['revoke', 'used_token_403_p99_ms', (v) => v <= 1000, '<= 1000 ms'],
   ['revoke', 'during_burst_p99_ms', (v) => v <= 1000, '<= 1000 ms'],
   ['memory', 'loaded_mb', (v) => v <= 200, '<= 200 MB'],
   ['memory', 'churn_ratio', (v) => v <= 1.1, '<= 1.1'],

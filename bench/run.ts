@@ -15,12 +15,12 @@ import { authzRequestPart, authzRevokePart } from './parts/authz.js';
 import { burstPart, grantPart } from './parts/grant.js';
 import { memoryPart } from './parts/memory.js';
 import { scalePart } from './parts/scale.js';
-import { burstRevokePart, revokePart, ttlPart } from './parts/revoke.js';
+import { burstRevokePart, revokePart, ttlPart, usedTokenPart } from './parts/revoke.js';
 import { table } from './report.js';
 import { sleep } from './stats.js';
 
 /** Against the one cluster and operator main sets up, in this order (memory clears what the others left; scale, which leaves 50,000 tasks, is last). */
-const clusterParts: ReadonlyArray<BenchPart<Env>> = [admissionPart, profilePart, authzRequestPart, authzRevokePart, grantPart, burstPart, revokePart, ttlPart, burstRevokePart, memoryPart, scalePart];
+const clusterParts: ReadonlyArray<BenchPart<Env>> = [admissionPart, profilePart, authzRequestPart, authzRevokePart, grantPart, burstPart, revokePart, ttlPart, usedTokenPart, burstRevokePart, memoryPart, scalePart];
 
 /** The V8 flags the image and `make run` start the operator with (see Dockerfile); BENCH_OPERATOR_FLAGS adds more (e.g. --cpu-prof). */
 const OPERATOR_NODE_FLAGS = ['--max-semi-space-size=4', '--wasm-num-compilation-tasks=0', '--optimize-for-size'];

@@ -1,6 +1,12 @@
 // Revocation: how long after its end (the pod succeeded, the TTL ran out) a task's token stops
 // working, measured by spending fresh tokens that were never presented before (so no
 // authentication is cached): the unused-token figures. parts/authz.ts measures a token in use.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { authzFiles } from '../../test/harness/controlplane.js';
+import { timeToRefusal } from '../agent.js';
 import { PhaseWatcher } from '../client.js';
 import { createTaskPod, namespace, type Env } from '../cluster.js';
 import type { BenchContext, BenchPart } from '../part.js';
@@ -123,6 +129,80 @@ async function benchRevokeDuringBurst({ results }: BenchContext, env: Env): Prom
   results.revoke = { ...results.revoke, during_burst_n: samples.length, during_burst_p50_ms: round(percentile(samples, 50)), during_burst_p99_ms: round(percentile(samples, 99)), during_burst_grants_pending_at_end: inFlightAtEnd };
 }
 
+/**
+ * Stands in for taskgrant's authorizer a no-opinion answerer (same TLS, every review "no
+ * opinion"), so RBAC alone decides task identities, as on the RBAC-only clusters the chart
+ * supports; the authorizer is back when `fn` returns.
+ */
+async function withRbacOnly<T>(env: Env, fn: () => Promise<T>): Promise<T> {
+  const files = authzFiles(env.launch.clusterDir);
+  const server = createServer({ cert: readFileSync(join(files.tlsDir, 'tls.crt')), key: readFileSync(join(files.tlsDir, 'tls.key')), keepAliveTimeout: 120_000 }, (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', status: { allowed: false } }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const previous = readFileSync(files.target, 'utf8');
+  writeFileSync(files.target, `127.0.0.1:${(server.address() as AddressInfo).port}`);
+  // The relay notices within 100 ms and drops the API server's connections to the authorizer.
+  await sleep(1000);
+  try {
+    return await fn();
+  } finally {
+    writeFileSync(files.target, previous);
+    await sleep(1000);
+    server.closeAllConnections();
+    server.close();
+  }
+}
+
+/**
+ * A token in use with RBAC alone: from the pod's end to the agent's first 403 (its RoleBinding
+ * deleted), 100 one after another; then to its first 401 (its ServiceAccount deleted, once the
+ * API server's 10 s cache of the token's authentication lapses) — bounded by that cache, so
+ * reported, not a goal, over 20 samples in waves of 5 (`max`, not a p99).
+ */
+async function benchUsedToken({ results }: BenchContext, env: Env): Promise<void> {
+  const ns = await namespace(env.client, 'bench-used-token');
+  const watcher = new PhaseWatcher(env.kubeconfig, ns);
+  await watcher.start();
+  const agent = async (name: string) => {
+    const g = await grantWithPod(env, watcher, ns, name);
+    await watcher.waitFor(name, ['Active']);
+    const podEnds = () => env.client.must('PATCH', `/api/v1/namespaces/${ns}/pods/${g.pod.metadata.name}/status`, { status: { phase: 'Succeeded' } }, 'application/merge-patch+json');
+    return { token: g.tokens[0]!, podEnds };
+  };
+  const forbidden: number[] = [];
+  const unauthorized: number[] = [];
+  await withRbacOnly(env, async () => {
+    for (let i = 0; i < 100; i += 1) {
+      const { token, podEnds } = await agent(`u403-${i}`);
+      const refusal = await timeToRefusal(env, ns, token, podEnds, 403);
+      if (refusal.body.includes('taskgrant:')) throw new Error(`refused by the authorizer, not RBAC: ${refusal.body.slice(0, 300)}`);
+      forbidden.push(refusal.ms);
+    }
+    for (let wave = 0; wave < 4; wave += 1) {
+      const agents = [];
+      for (let i = 0; i < 5; i += 1) agents.push(await agent(`u401-${wave}-${i}`));
+      const refusals = await Promise.all(agents.map(({ token, podEnds }) => timeToRefusal(env, ns, token, podEnds, 401)));
+      unauthorized.push(...refusals.map((r) => r.ms));
+    }
+  });
+  watcher.stop();
+  results.revoke = {
+    ...results.revoke,
+    used_token_403_n: forbidden.length,
+    used_token_403_p50_ms: round(percentile(forbidden, 50)),
+    used_token_403_p99_ms: round(percentile(forbidden, 99)),
+    used_token_401_n: unauthorized.length,
+    used_token_401_p50_ms: round(percentile(unauthorized, 50)),
+    used_token_401_max_ms: round(Math.max(...unauthorized)),
+  };
+}
+
 export const revokePart: BenchPart<Env> = { name: 'revoke', title: 'revocation on pod success', run: benchRevokePod };
 export const ttlPart: BenchPart<Env> = { name: 'ttl', title: 'revocation on TTL', run: benchRevokeTtl };
+export const usedTokenPart: BenchPart<Env> = { name: 'used-token', title: 'revocation of a token in use, RBAC alone: first 403, first 401', run: benchUsedToken };
 export const burstRevokePart: BenchPart<Env> = { name: 'burst-revoke', title: 'pod-end revocations during a burst of 2,000 grants', run: benchRevokeDuringBurst };
