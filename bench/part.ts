@@ -9,6 +9,8 @@ export interface BenchContext {
   readonly results: Results;
   /** A plain function (no `this`), so parts may destructure it. */
   readonly log: (msg: string) => void;
+  /** Keeps the raw samples behind a figure (bench/results/samples/<key>.json). */
+  readonly keep: (key: string, samples: readonly number[]) => void;
 }
 
 /**

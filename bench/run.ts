@@ -17,7 +17,7 @@ import { memoryPart } from './parts/memory.js';
 import { scalePart } from './parts/scale.js';
 import { burstRevokePart, revokePart, ttlPart, usedTokenPart } from './parts/revoke.js';
 import { table } from './report.js';
-import { sleep } from './stats.js';
+import { sampleKeeper, sleep } from './stats.js';
 
 /** Against the one cluster and operator main sets up, in this order (memory clears what the others left; scale, which leaves 50,000 tasks, is last). */
 const clusterParts: ReadonlyArray<BenchPart<Env>> = [admissionPart, profilePart, authzRequestPart, authzRevokePart, grantPart, burstPart, revokePart, ttlPart, usedTokenPart, burstRevokePart, memoryPart, scalePart];
@@ -44,7 +44,7 @@ async function microBenchmarks(root: string): Promise<Results> {
 async function main(): Promise<void> {
   const started = Date.now();
   const results: Results = {};
-  const ctx: BenchContext = { root: repoRoot(), results, log: (msg) => void process.stderr.write(`[bench] ${msg}\n`) };
+  const ctx: BenchContext = { root: repoRoot(), results, log: (msg) => void process.stderr.write(`[bench] ${msg}\n`), keep: sampleKeeper(join(repoRoot(), 'bench', 'results', 'samples')) };
   const { root, log } = ctx;
   /** BENCH_ONLY=admission,grant runs just those parts (for working on one figure); unset runs all. */
   const only: ReadonlySet<string> = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));

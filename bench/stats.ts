@@ -1,4 +1,6 @@
 // Small statistics helpers for the benchmarks.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 export function percentile(samples: number[], p: number): number {
   if (samples.length === 0) return Number.NaN;
   const sorted = [...samples].sort((a, b) => a - b);
@@ -36,6 +38,14 @@ export async function runPool<T>(items: T[], concurrency: number, fn: (item: T, 
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}
+
+/** Writes each figure's raw samples where `make bench` leaves its results, one JSON file per key. */
+export function sampleKeeper(dir: string): (key: string, samples: readonly number[]) => void {
+  return (key, samples) => {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${key}.json`), `${JSON.stringify(samples.map((v) => round(v)))}\n`);
+  };
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

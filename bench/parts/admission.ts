@@ -191,7 +191,7 @@ function modeFigures(prefix: string, { c1, c32 }: Awaited<ReturnType<typeof meas
  * webhook call; `policy_e2e_*`), then the release switched to the webhook (`e2e_*`, with the API
  * server's and the operator's view of the calls), then back.
  */
-async function benchAdmissionE2E({ results, log }: BenchContext, env: Env): Promise<void> {
+async function benchAdmissionE2E({ results, log, keep }: BenchContext, env: Env): Promise<void> {
   const policy = await measureModes(await admissionTarget(env, 'bench-admission-policy'), ['task', 'plain']);
   await setAdmissionMode(env, 'webhook');
   const floor = await nullWebhook(env);
@@ -206,6 +206,11 @@ async function benchAdmissionE2E({ results, log }: BenchContext, env: Env): Prom
     const calls = Math.max(1, webhookAfter.count - webhookBefore.count);
     const connections = (await operatorMetric(env, 'taskgrant_webhook_connections_total')) - connectionsBefore;
     log(`admission: ${calls} webhook calls over ${connections} new connection(s)`);
+    keep('admission.policy_c32_task', policy.c32.labelled);
+    keep('admission.policy_c32_plain', policy.c32.plain);
+    keep('admission.webhook_c32_task', webhook.c32.labelled);
+    keep('admission.webhook_c32_null', webhook.c32.null);
+    keep('admission.webhook_c32_plain', webhook.c32.plain);
     results.admission = {
       ...results.admission,
       ...modeFigures('policy_e2e_', policy),

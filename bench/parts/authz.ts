@@ -87,7 +87,7 @@ async function operatorAuthzStats(env: Env): Promise<{ sum: number; count: numbe
 
 const meanMs = (a: { sum: number; count: number }, b: { sum: number; count: number }) => round(((b.sum - a.sum) / Math.max(1, b.count - a.count)) * 1000);
 
-async function benchAuthzRequest({ results }: BenchContext, env: Env): Promise<void> {
+async function benchAuthzRequest({ results, keep }: BenchContext, env: Env): Promise<void> {
   const ns = await namespace(env.client, 'bench-authz');
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
   await watcher.start();
@@ -104,6 +104,8 @@ async function benchAuthzRequest({ results }: BenchContext, env: Env): Promise<v
     withAuthorizer.push(...(await sampleSequentially(200, task)));
     rbacOnly.push(...(await sampleSequentially(200, rbac)));
   }
+  keep('authz.request', withAuthorizer);
+  keep('authz.rbac_only', rbacOnly);
   const [apiserverAfter, operatorAfter] = [await apiserverAuthzStats(env), await operatorAuthzStats(env)];
   results.authz = {
     ...results.authz,
@@ -126,7 +128,7 @@ async function benchAuthzRequest({ results }: BenchContext, env: Env): Promise<v
  * the trigger to the first response that refuses it. The token was presented before, so the API
  * server's authentication cache holds it: the authorizer is what refuses.
  */
-async function benchAuthzRevoke({ results }: BenchContext, env: Env): Promise<void> {
+async function benchAuthzRevoke({ results, keep }: BenchContext, env: Env): Promise<void> {
   const ns = await namespace(env.client, 'bench-authz-revoke');
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
   await watcher.start();
@@ -145,6 +147,7 @@ async function benchAuthzRevoke({ results }: BenchContext, env: Env): Promise<vo
     samples.push(refusal.ms);
   }
   watcher.stop();
+  keep('revoke.authz', samples);
   results.revoke = { ...results.revoke, authz_n: samples.length, authz_refused_by_authorizer: byAuthorizer, authz_p50_ms: round(percentile(samples, 50)), authz_p99_ms: round(percentile(samples, 99)) };
 }
 

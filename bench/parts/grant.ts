@@ -44,7 +44,7 @@ async function floorGrant(env: Env, base: string, name: string, agent: string, o
   else await env.client.must('PATCH', `/api/v1/namespaces/${base}/configmaps/${name}`, { data: { phase: 'Granted' } }, merge, token);
 }
 
-async function benchGrant({ root, results }: BenchContext, env: Env): Promise<void> {
+async function benchGrant({ root, results, keep }: BenchContext, env: Env): Promise<void> {
   const ns = await namespace(env.client, 'bench-grant');
   const base = await namespace(env.client, 'bench-baseline');
   await installFloorCrd(env.client, root);
@@ -70,6 +70,8 @@ async function benchGrant({ root, results }: BenchContext, env: Env): Promise<vo
     configMapSamples.push(...(await timed(1, 1, () => baseline(i, 'ConfigMap'))));
   }
   watcher.stop();
+  keep('grant.ours', ourSamples);
+  keep('grant.floor', baseSamples);
   const policyAfter = [await operatorMetric(env, 'taskgrant_policy_evaluation_seconds_sum'), await operatorMetric(env, 'taskgrant_policy_evaluation_seconds_count')];
   results.grant = {
     ...results.grant,

@@ -87,10 +87,13 @@ function denyPath(engine: PolicyEngine, rounds: number): number[] {
   return samples;
 }
 
-async function benchPolicy({ root, results }: BenchContext): Promise<void> {
+async function benchPolicy({ root, results, keep }: BenchContext): Promise<void> {
   const engine = await engines(root);
   const typical = compare(engine, taskOfTuples(0), 3000);
   const deny = denyPath(engine, 3000);
+  keep('policy.ours_us', typical.ours);
+  keep('policy.raw_us', typical.raw);
+  keep('policy.deny_us', deny);
   const figures: Record<string, number> = {
     tuples: typical.tuples,
     p50_us: round(percentile(typical.ours, 50), 1),

@@ -52,7 +52,7 @@ async function grantWithPod(env: Env, watcher: PhaseWatcher, ns: string, name: s
   return { task, sa: sa.serviceAccount, expiresAt: Date.parse(sa.expiresAt), pod, tokens };
 }
 
-async function benchRevokePod({ results }: BenchContext, env: Env): Promise<void> {
+async function benchRevokePod({ results, keep }: BenchContext, env: Env): Promise<void> {
   const ns = await namespace(env.client, 'bench-revoke');
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
   await watcher.start();
@@ -65,10 +65,11 @@ async function benchRevokePod({ results }: BenchContext, env: Env): Promise<void
     samples.push((await waitRejected(env, ns, g.sa, g.tokens)) - start);
   }
   watcher.stop();
+  keep('revoke.unused_token_pod', samples);
   results.revoke = { ...results.revoke, unused_token_pod_n: samples.length, unused_token_pod_p50_ms: round(percentile(samples, 50)), unused_token_pod_p99_ms: round(percentile(samples, 99)) };
 }
 
-async function benchRevokeTtl({ results }: BenchContext, env: Env): Promise<void> {
+async function benchRevokeTtl({ results, keep }: BenchContext, env: Env): Promise<void> {
   const ns = await namespace(env.client, 'bench-ttl');
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
   await watcher.start();
@@ -79,6 +80,7 @@ async function benchRevokeTtl({ results }: BenchContext, env: Env): Promise<void
   const offset = Date.now() - performance.now();
   const samples = await Promise.all(grants.map(async (g) => (await waitRejected(env, ns, g.sa, g.tokens)) + offset - g.expiresAt));
   watcher.stop();
+  keep('revoke.unused_token_ttl', samples);
   results.revoke = { ...results.revoke, unused_token_ttl_n: samples.length, unused_token_ttl_p50_ms: round(percentile(samples, 50)), unused_token_ttl_p99_ms: round(percentile(samples, 99)) };
 }
 
@@ -87,7 +89,7 @@ async function benchRevokeTtl({ results }: BenchContext, env: Env): Promise<void
  * to the task ended, as the operator's watch reports it. Revocations take a lane of their own
  * ahead of grants, so they must not wait behind the burst.
  */
-async function benchRevokeDuringBurst({ results }: BenchContext, env: Env): Promise<void> {
+async function benchRevokeDuringBurst({ results, keep }: BenchContext, env: Env): Promise<void> {
   const ns = await namespace(env.client, 'bench-burst-revoke');
   const burstNs = await namespace(env.client, 'bench-burst-grants');
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
@@ -126,6 +128,7 @@ async function benchRevokeDuringBurst({ results }: BenchContext, env: Env): Prom
   await Promise.all(burstGranted);
   watcher.stop();
   burstWatcher.stop();
+  keep('revoke.during_burst', samples);
   results.revoke = { ...results.revoke, during_burst_n: samples.length, during_burst_p50_ms: round(percentile(samples, 50)), during_burst_p99_ms: round(percentile(samples, 99)), during_burst_grants_pending_at_end: inFlightAtEnd };
 }
 
@@ -164,7 +167,7 @@ async function withRbacOnly<T>(env: Env, fn: () => Promise<T>): Promise<T> {
  * API server's 10 s cache of the token's authentication lapses) — bounded by that cache, so
  * reported, not a goal, over 20 samples in waves of 5 (`max`, not a p99).
  */
-async function benchUsedToken({ results }: BenchContext, env: Env): Promise<void> {
+async function benchUsedToken({ results, keep }: BenchContext, env: Env): Promise<void> {
   const ns = await namespace(env.client, 'bench-used-token');
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
   await watcher.start();
@@ -191,6 +194,8 @@ async function benchUsedToken({ results }: BenchContext, env: Env): Promise<void
     }
   });
   watcher.stop();
+  keep('revoke.used_token_403', forbidden);
+  keep('revoke.used_token_401', unauthorized);
   results.revoke = {
     ...results.revoke,
     used_token_403_n: forbidden.length,

@@ -40,7 +40,7 @@ async function fill(env: Env, watcher: PhaseWatcher, ns: string, names: string[]
   await Promise.all(reached);
 }
 
-async function benchScale({ results, log }: BenchContext, env: Env): Promise<void> {
+async function benchScale({ results, log, keep }: BenchContext, env: Env): Promise<void> {
   const ns = await namespace(env.client, 'bench-scale');
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
   await watcher.start();
@@ -78,6 +78,8 @@ async function benchScale({ results, log }: BenchContext, env: Env): Promise<voi
   watcher.stop();
   // The restarted operator listed all of them at once: its own peak.
   const restartPeak = procStatusMb(env.operator.pid!, 'VmHWM');
+  keep('scale.grant_empty', grantEmpty);
+  keep('scale.grant_held', grantHeld);
   results.scale = {
     held_tasks: held + OVERDUE,
     ended_tasks: ENDED,
