@@ -28,7 +28,7 @@ import { SecretSigningKeyStore } from './kube/signing-keys.js';
 import { loadAuditKey } from './kube/audit-key.js';
 import { LedgerPodSlots } from './kube/pod-slots.js';
 import { LeaderElector } from './kube/leader.js';
-import { publishModes } from './kube/modes.js';
+import { publishModes, type Modes } from './kube/modes.js';
 import { ManagedServiceAccounts, TaskOfServiceAccount, TaskPods, heldSlots } from './kube/lookups.js';
 import { startHealthServer, type RunningServer } from './telemetry/health.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
@@ -299,14 +299,15 @@ export async function startOperator(config: Readonly<Config>, overrides: Operato
     controller.start();
     metrics.leader.set(1);
   }
+  const modes: Modes = { admission: admissionMode, authorization: config.authorizer ? 'request-time' : 'rbac-only' };
   await retrying(
     'publishing the modes in force',
-    () => publishModes(cluster.api, config.namespace, { admission: admissionMode, authorization: config.authorizer ? 'request-time' : 'rbac-only' }),
+    () => publishModes(cluster.api, config.namespace, modes),
     logger,
   );
   startedUp = true;
   logger.info(
-    { namespace: config.namespace, policyDir: config.policyDir, healthPort: health.port, webhookPort: webhook.port, authzPort: authz?.server.port, revision: engine.revision, admission: admissionMode, authorization: config.authorizer ? 'request-time' : 'rbac-only' },
+    { namespace: config.namespace, policyDir: config.policyDir, healthPort: health.port, webhookPort: webhook.port, authzPort: authz?.server.port, revision: engine.revision, ...modes },
     'taskgrant started',
   );
 
