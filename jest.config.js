@@ -12,7 +12,7 @@ export default {
   // Integration tests wait on a real API server; per-project testTimeout is not honoured by jest.
   testTimeout: 60_000,
   projects: [
-    { ...shared, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/policies/tests/**/*.test.ts'] },
+    { ...shared, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/policies/tests/**/*.test.ts', '<rootDir>/bench/**/*.test.ts'] },
     {
       ...shared,
       displayName: 'integration',

@@ -110,8 +110,9 @@ export async function floorIdentity(client: BenchClient, namespace: string): Pro
   await client.must('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', {
     metadata: { name: `${name}-objects` },
     rules: [
-      { apiGroups: [FLOOR_GROUP], resources: ['agenttasks/status'], verbs: ['patch'] },
-      { apiGroups: [''], resources: ['configmaps'], verbs: ['patch'] },
+      { apiGroups: [FLOOR_GROUP], resources: ['agenttasks', 'agenttasks/status'], verbs: ['patch'] },
+      // The ledger (the operator's lives in its own namespace, the floor's beside its tasks) and the audit Event.
+      { apiGroups: [''], resources: ['configmaps', 'events'], verbs: ['create', 'patch'] },
     ],
   });
   for (const role of [...operatorRoles, `${name}-objects`]) {
@@ -192,9 +193,15 @@ export async function createTaskPod(env: Env, ns: string, task: string): Promise
   }
 }
 
+/** A new namespace named `name`, or `name-2`, `name-3`... when a part runs again. */
 export async function namespace(client: BenchClient, name: string): Promise<string> {
-  await client.must('POST', '/api/v1/namespaces', { metadata: { name } });
-  return name;
+  for (let n = 1; n <= 10; n += 1) {
+    const candidate = n === 1 ? name : `${name}-${n}`;
+    const res = await client.call('POST', '/api/v1/namespaces', { metadata: { name: candidate } });
+    if (res.status === 201) return candidate;
+    if (res.status !== 409) throw new Error(`creating namespace ${candidate}: ${res.status} ${res.body.slice(0, 300)}`);
+  }
+  throw new Error(`namespaces ${name} to ${name}-10 all exist`);
 }
 
 // ---- the grant floor ----------------------------------------------------------------------------

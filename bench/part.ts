@@ -24,6 +24,8 @@ export interface BenchPart<Env = void> {
   readonly title: string;
   /** Not part of the default run: only when BENCH_ONLY names it. */
   readonly optIn?: boolean;
+  /** Measured once however many runs are asked for (memory, scale: what they measure is their one long run). */
+  readonly once?: boolean;
   run(ctx: BenchContext, env: Env): Promise<void>;
 }
 
@@ -32,11 +34,53 @@ export function selected(part: Pick<BenchPart<unknown>, 'name' | 'optIn'>, only:
   return only.size === 0 ? !part.optIn : only.has(part.name);
 }
 
-/** Runs the selected parts one after another, in order. */
-export async function runParts<Env>(parts: ReadonlyArray<BenchPart<Env>>, ctx: BenchContext, env: Env, only: ReadonlySet<string>): Promise<void> {
+/**
+ * Runs the selected parts one after another, in order; each part but the `once` ones `runs`
+ * times, its figures the median of the runs (mergeRuns). Each part's duration goes to
+ * results.durations.
+ */
+export async function runParts<Env>(parts: ReadonlyArray<BenchPart<Env>>, ctx: BenchContext, env: Env, only: ReadonlySet<string>, runs = 1): Promise<void> {
   for (const part of parts) {
     if (!selected(part, only)) continue;
-    ctx.log(part.title);
-    await part.run(ctx, env);
+    const started = performance.now();
+    const repeats = part.once ? 1 : runs;
+    const perRun: Results[] = [];
+    for (let run = 1; run <= repeats; run += 1) {
+      const label = repeats > 1 ? ` (run ${run} of ${repeats})` : '';
+      ctx.log(`${part.title}${label}`);
+      const own: Results = {};
+      const keep = repeats > 1 ? (key: string, samples: readonly number[]) => ctx.keep(`${key}.run${run}`, samples) : ctx.keep;
+      await part.run({ ...ctx, results: own, keep }, env);
+      perRun.push(own);
+    }
+    mergeRuns(ctx.results, perRun);
+    ctx.results.durations = { ...ctx.results.durations, [part.name]: Math.round((performance.now() - started) / 1000) };
   }
+}
+
+/**
+ * The runs of one part folded into `into`: a figure every run measured is their median (an odd
+ * count: one of the measured values), and all of them, in run order, go to results.runs under
+ * `section.key` — the spread beside the median. A figure not numeric in every run keeps the last.
+ */
+export function mergeRuns(into: Results, perRun: readonly Results[]): void {
+  for (const [section, values] of Object.entries(perRun.at(-1) ?? {})) {
+    for (const [key, last] of Object.entries(values)) {
+      const measured = perRun.map((r) => r[section]?.[key]);
+      const numbers = measured.filter((v): v is number => typeof v === 'number');
+      into[section] = { ...into[section] };
+      if (perRun.length > 1 && numbers.length === perRun.length) {
+        into[section][key] = median(numbers);
+        into.runs = { ...into.runs, [`${section}.${key}`]: numbers.join(' · ') };
+      } else {
+        into[section][key] = last;
+      }
+    }
+  }
+}
+
+/** The middle value (of an even count, the lower middle: always a value that was measured). */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }

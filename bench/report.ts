@@ -28,15 +28,24 @@ const goals: ReadonlyArray<readonly [string, string, (v: number) => boolean, str
   ['scale', 'overdue_revoked_s', (v) => v <= 10, '<= 10 s'],
 ];
 
+/** Sections that are not figures: the machine, each part's duration, and each figure's runs. */
+const NOT_FIGURES = new Set(['machine', 'durations', 'runs']);
+
 export function table(results: Results, machine: string): string {
-  const lines = [`Machine: ${machine}`, '', '| key | value | goal | met |', '|---|---|---|---|'];
+  const runs = results.runs ?? {};
+  const repeated = Object.keys(runs).length > 0;
+  const lines = [`Machine: ${machine}`, ''];
+  lines.push(repeated ? '| key | median | runs | goal | met |' : '| key | value | goal | met |', repeated ? '|---|---|---|---|---|' : '|---|---|---|---|');
   for (const [section, values] of Object.entries(results)) {
-    if (section === 'machine') continue;
+    if (NOT_FIGURES.has(section)) continue;
     for (const [key, value] of Object.entries(values)) {
       const goal = goals.find(([s, k]) => s === section && k === key);
       const met = goal && typeof value === 'number' ? (goal[2](value) ? 'yes' : '**no**') : '';
-      lines.push(`| \`${section}.${key}\` | ${value} | ${goal?.[3] ?? ''} | ${met} |`);
+      const spread = repeated ? ` ${runs[`${section}.${key}`] ?? 'once'} |` : '';
+      lines.push(`| \`${section}.${key}\` | ${value} |${spread} ${goal?.[3] ?? ''} | ${met} |`);
     }
   }
+  const durations = Object.entries(results.durations ?? {}).map(([part, s]) => `${part} ${s} s`);
+  if (durations.length > 0) lines.push('', `Time per part: ${durations.join(', ')}.`);
   return lines.join('\n');
 }

@@ -9,7 +9,7 @@ import { ControlPlane, freePort } from '../test/harness/controlplane.js';
 import { kubeAssets, repoRoot } from '../test/harness/paths.js';
 import { BenchClient } from './client.js';
 import { floorIdentity, installChart, rssMb, startOperator, type Env } from './cluster.js';
-import { runParts, type BenchContext, type BenchPart, type Results } from './part.js';
+import { mergeRuns, runParts, type BenchContext, type BenchPart, type Results } from './part.js';
 import { admissionPart, profilePart } from './parts/admission.js';
 import { authzRequestPart, authzRevokePart } from './parts/authz.js';
 import { burstPart, grantPart } from './parts/grant.js';
@@ -48,9 +48,18 @@ async function main(): Promise<void> {
   const { root, log } = ctx;
   /** BENCH_ONLY=admission,grant runs just those parts (for working on one figure); unset runs all. */
   const only: ReadonlySet<string> = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
-  const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`;
-  results.machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version };
-  Object.assign(results, await microBenchmarks(root));
+  /** Every timed part runs this many times (BENCH_RUNS=1 for a quick look); its figures are the medians. */
+  const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3) || 3);
+  const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, ${runs} run(s) of each timed part`;
+  results.machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, runs };
+  const microStarted = performance.now();
+  const micro: Results[] = [];
+  for (let run = 1; run <= runs; run += 1) {
+    log(`micro-benchmarks (run ${run} of ${runs})`);
+    micro.push(await microBenchmarks(root));
+  }
+  mergeRuns(results, micro);
+  results.durations = { micro: Math.round((performance.now() - microStarted) / 1000) };
 
   const dir = mkdtempSync(join(tmpdir(), 'taskgrant-bench-'));
   const plane = new ControlPlane({ dir, assets: kubeAssets(), mode: 'tethered', profiling: only.has('profile'), authorizer: true });
@@ -68,7 +77,7 @@ async function main(): Promise<void> {
     await sleep(3000);
     env.idleMb = rssMb(launched.child.pid!);
     log(`operator idle: ${env.idleMb} MB`);
-    await runParts(clusterParts, ctx, env, only);
+    await runParts(clusterParts, ctx, env, only, runs);
     client.close();
   } finally {
     const operator = env?.operator;

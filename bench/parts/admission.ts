@@ -329,4 +329,4 @@ async function profileAdmission({ root, results, log }: BenchContext, env: Env):
 
 export const handlerPart: BenchPart = { name: 'handler', title: 'admission handler (in-process)', run: benchAdmissionHandler };
 export const admissionPart: BenchPart<Env> = { name: 'admission', title: 'admission end to end', run: benchAdmissionE2E };
-export const profilePart: BenchPart<Env> = { name: 'profile', title: 'kube-apiserver CPU profiles: labelled vs plain pods', optIn: true, run: profileAdmission };
+export const profilePart: BenchPart<Env> = { name: 'profile', title: 'kube-apiserver CPU profiles: labelled vs plain pods', optIn: true, once: true, run: profileAdmission };

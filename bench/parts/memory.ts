@@ -91,4 +91,4 @@ async function benchMemory({ results, log }: BenchContext, env: Env): Promise<vo
   results.memory = { idle_mb: env.idleMb, tasks: live, loaded_mb: loadedMb, ...profile, churn_cycles: cycles, churn_warm_mb: warmMb, churn_end_mb: endMb, churn_ratio: round(endMb / warmMb, 2) };
 }
 
-export const memoryPart: BenchPart<Env> = { name: 'memory', title: 'memory: 2000 live tasks, then 5000 create/revoke cycles', run: benchMemory };
+export const memoryPart: BenchPart<Env> = { name: 'memory', title: 'memory: 2000 live tasks, then 5000 create/revoke cycles', once: true, run: benchMemory };

@@ -100,4 +100,4 @@ async function benchScale({ results, log, keep }: BenchContext, env: Env): Promi
   };
 }
 
-export const scalePart: BenchPart<Env> = { name: 'scale', title: `scale: ${ENDED} ended and ${LIVE} live tasks on one operator, then a restart`, run: benchScale };
+export const scalePart: BenchPart<Env> = { name: 'scale', title: `scale: ${ENDED} ended and ${LIVE} live tasks on one operator, then a restart`, once: true, run: benchScale };

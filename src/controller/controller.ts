@@ -30,6 +30,8 @@ export class TaskController {
     const { cluster, logger, metrics } = options;
     this.queue = new WorkQueue((key) => this.reconciler.reconcile(key), {
       workers: options.workers,
+      // An eighth of the workers (at least one) free for revocations whatever grants are running.
+      urgentReserve: Math.max(1, Math.floor(options.workers / 8)),
       // Bounded retries that still come back soon: a revocation waiting on a retry is access held.
       maxDelayMs: 10_000,
       onDepth: (depth) => metrics.queueDepth.set(depth),

@@ -13,6 +13,10 @@ export class FakeCluster implements ClusterView, ClusterWriter {
   readonly objects = new Map<string, { kind: ManagedKind; object: Managed }>();
   readonly events: Array<{ reason: string; type: string; message: string }> = [];
   readonly writes: string[] = [];
+  /** Set to make deletes of this kind fail (a dropped connection). */
+  failDeletesOf: ManagedKind | undefined;
+  /** Set to make finalizer writes fail (a conflict, a dropped connection). */
+  failFinalizerWrites = false;
   /** Set to make Role creation fail the way the API server refuses escalation. */
   refuseRoles = false;
   /** Set to make every create fail the way it does in a namespace being deleted. */
@@ -95,6 +99,7 @@ export class FakeCluster implements ClusterView, ClusterWriter {
     this.objects.set(`${kind}/${object.metadata.namespace}/${object.metadata.name}`, { kind, object: structuredClone(object) });
   }
   async delete(kind: ManagedKind, namespace: string, name: string) {
+    if (this.failDeletesOf === kind) throw new Error(`deleting ${kind} ${namespace}/${name}: connection reset`);
     const existed = this.objects.delete(`${kind}/${namespace}/${name}`);
     if (existed) this.writes.push(`delete ${kind} ${namespace}/${name}`);
     return existed;
@@ -117,14 +122,17 @@ export class FakeCluster implements ClusterView, ClusterWriter {
     this.writes.push(`delete TaskApproval ${namespace}/${name}`);
     return true;
   }
-  async setTaskFinalizers(task: AgentTask, finalizers: string[]) {
-    this.writes.push(`finalizers [${finalizers.join(',')}]`);
+  async setTaskFinalizers(task: AgentTask, finalizers: string[], live?: boolean) {
+    if (this.failFinalizerWrites) throw new Error('finalizer write lost');
+    this.writes.push(`finalizers [${finalizers.join(',')}]${live === undefined ? '' : ` live label ${live}`}`);
     const current = this.task(task.metadata.namespace, task.metadata.name) ?? task;
     if (current.metadata.deletionTimestamp && finalizers.length === 0) {
       this.tasks.delete(`${task.metadata.namespace}/${task.metadata.name}`);
       return current;
     }
-    return this.put({ ...current, metadata: { ...current.metadata, finalizers } });
+    const { [LABEL_TASK_LIVE]: _dropped, ...others } = current.metadata.labels ?? {};
+    const labels = live === undefined ? current.metadata.labels : live ? { ...others, [LABEL_TASK_LIVE]: 'true' } : others;
+    return this.put({ ...current, metadata: { ...current.metadata, finalizers, ...(labels ? { labels } : {}) } });
   }
   async setTaskLiveLabel(task: AgentTask, live: boolean) {
     this.writes.push(`live label ${live}`);

@@ -22,8 +22,11 @@ export const CEILING_MESSAGE = 'The allowed permissions exceed what taskgrant it
  * Creates what is missing and repairs drift (a Role someone widened is put back).
  * Resolves `ceiling` when the API server refused a Role or RoleBinding because it exceeds what
  * the operator itself holds (its grantable ceiling), `ready` when everything is in place.
+ * The RoleBindings (what makes the grant usable) wait for `bindAfter` too: the caller's finalizer,
+ * written alongside the ServiceAccount and Roles, so nothing usable exists that a deletion of the
+ * task would not clean up. Should it fail, no binding is made.
  */
-export async function ensureObjects(view: ClusterView, writer: ClusterWriter, task: AgentTask): Promise<'ready' | 'ceiling'> {
+export async function ensureObjects(view: ClusterView, writer: ClusterWriter, task: AgentTask, bindAfter: Promise<unknown> = Promise.resolve()): Promise<'ready' | 'ceiling'> {
   const desired = desiredGrant(task);
   const uid = task.metadata.uid ?? '';
   const roles = view.rolesOfTask(uid);
@@ -63,7 +66,7 @@ export async function ensureObjects(view: ClusterView, writer: ClusterWriter, ta
     await settleAll([
       hasAccount ? Promise.resolve() : ensureAccount(),
       (async () => {
-        await settleAll(desired.roles.map(ensureRole));
+        await settleAll([settleAll(desired.roles.map(ensureRole)), bindAfter]);
         await settleAll(desired.roleBindings.map(ensureBinding));
       })(),
     ]);

@@ -42,7 +42,8 @@ export interface ClusterWriter {
   deleteTask(task: AgentTask): Promise<boolean>;
   /** Deletes a TaskApproval; false when it was already gone. */
   deleteApproval(namespace: string, name: string): Promise<boolean>;
-  setTaskFinalizers(task: AgentTask, finalizers: string[]): Promise<AgentTask>;
+  /** Replaces the finalizer list; `live` sets (true) or removes (false) the taskgrant.io/live label in the same write. */
+  setTaskFinalizers(task: AgentTask, finalizers: string[], live?: boolean): Promise<AgentTask>;
   /** Sets or removes the task's taskgrant.io/live label (admission mode policy selects by it). */
   setTaskLiveLabel(task: AgentTask, live: boolean): Promise<AgentTask>;
   /** Creates the Event named `name`; resolves false when it already exists. */

@@ -184,6 +184,28 @@ describe('WorkQueue deadline', () => {
     await stopped;
   });
 
+  it('keeps reserved workers for urgent keys: with every other worker busy on grants, a revocation starts at once', async () => {
+    const { process, pending } = manual();
+    const q = new WorkQueue(process, { workers: 4, urgentReserve: 1 });
+    q.start();
+    for (let i = 0; i < 100; i += 1) q.add(`grant-${i}`);
+    await advance(0);
+    expect(pending.map((p) => p.key)).toEqual(['grant-0', 'grant-1', 'grant-2']);
+    q.add('revoke-a', true);
+    await advance(0);
+    expect(pending.map((p) => p.key)).toEqual(['grant-0', 'grant-1', 'grant-2', 'revoke-a']);
+    // The reserved worker, once free, is not taken by a grant.
+    pending.pop()!.settle();
+    await advance(0);
+    expect(pending.map((p) => p.key)).toEqual(['grant-0', 'grant-1', 'grant-2']);
+    pending.shift()!.settle();
+    await advance(0);
+    expect(pending.map((p) => p.key)).toEqual(['grant-1', 'grant-2', 'grant-3']);
+    const stopped = q.stop();
+    for (const p of pending.splice(0)) p.settle();
+    await stopped;
+  });
+
   it('keeps a key urgent that turned urgent while it ran, and fires urgent timers into the urgent lane', async () => {
     const { process, pending } = manual();
     const q = new WorkQueue(process, { workers: 1 });

@@ -1,12 +1,18 @@
 // A keyed work queue in the client-go mould: a key waiting is queued once however often it is
 // added; a key is never processed by two workers at once (an add while it runs queues it again
 // for after); failures retry with per-key exponential backoff; delayed adds serve timers.
-// Two lanes: an urgent key (a revocation, a deletion) is taken before any ordinary one, so
-// access never waits behind a burst of grants; a key already waiting moves up when it turns urgent.
+// Two lanes: an urgent key (a revocation, a deletion) is taken before any ordinary one, and a few
+// workers are kept for urgent keys alone, so access never waits behind a burst of grants; a key
+// already waiting moves up when it turns urgent.
 export type Processor = (key: string) => Promise<void>;
 
 export interface QueueOptions {
   workers: number;
+  /**
+   * Workers only urgent keys may take: with every other worker busy on a burst of grants, a
+   * revocation still starts at once rather than when a grant finishes. At most workers - 1.
+   */
+  urgentReserve?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
   onDepth?: (depth: number) => void;
@@ -121,8 +127,12 @@ export class WorkQueue {
   }
 
   private pump(): void {
-    while (!this.stopped && this.active < this.options.workers && this.depth > 0) {
-      const key = (this.urgent.length > 0 ? this.urgent.shift() : this.pending.shift()) as string;
+    const ordinaryWorkers = this.options.workers - Math.min(this.options.urgentReserve ?? 0, this.options.workers - 1);
+    while (!this.stopped) {
+      let key: string;
+      if (this.urgent.length > 0 && this.active < this.options.workers) key = this.urgent.shift() as string;
+      else if (this.pending.length > 0 && this.active < ordinaryWorkers) key = this.pending.shift() as string;
+      else break;
       this.queued.delete(key);
       this.urgentKeys.delete(key);
       this.options.onDepth?.(this.depth);

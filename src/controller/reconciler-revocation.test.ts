@@ -17,15 +17,41 @@ describe('Reconciler: revocation', () => {
     clock.ms = Date.parse(granted?.status?.grant?.expiresAt ?? '') + 100;
     cluster.writes.length = 0;
     const after = await run(cluster.task('team-a', 'ttl')!);
-    expect(cluster.writes).toEqual([
-      expect.stringMatching(/^delete RoleBinding/),
-      expect.stringMatching(/^delete Role /),
-      expect.stringMatching(/^delete ServiceAccount/),
-      'status Expired',
-      'finalizers []',
-    ]);
+    // The binding first (access ends); the terminal status beside the Role and ServiceAccount.
+    expect(cluster.writes[0]).toMatch(/^delete RoleBinding/);
+    expect(cluster.writes.slice(1, 4)).toEqual(expect.arrayContaining([expect.stringMatching(/^delete Role /), expect.stringMatching(/^delete ServiceAccount/), 'status Expired']));
+    expect(cluster.writes.findIndex((w) => w.startsWith('delete Role '))).toBeLessThan(cluster.writes.findIndex((w) => w.startsWith('delete ServiceAccount')));
+    expect(cluster.writes.slice(4)).toEqual(['finalizers []']);
     expect(after?.status?.reason).toBe('TTLExpired');
     expect((await metrics.revocations.get()).values.find((v) => v.labels.reason === 'TTLExpired')?.value).toBe(1);
+  });
+
+  it('in admission mode policy, sets the live label with the finalizer and removes both in one write', async () => {
+    const { cluster, run, clock } = setupWith(engine, new Metrics(), 0, true);
+    const granted = await run(cluster.put(taskFixture('labelled')));
+    expect(cluster.writes.filter((w) => w.startsWith('finalizers') || w.startsWith('live'))).toEqual(['finalizers [taskgrant.io/revoke-grant] live label true']);
+    expect(granted?.metadata.labels?.['taskgrant.io/live']).toBe('true');
+    clock.ms = Date.parse(granted?.status?.grant?.expiresAt ?? '') + 100;
+    cluster.writes.length = 0;
+    const after = await run(cluster.task('team-a', 'labelled')!);
+    expect(cluster.writes.filter((w) => w.startsWith('finalizers') || w.startsWith('live'))).toEqual(['finalizers [] live label false']);
+    expect(after?.metadata.labels?.['taskgrant.io/live']).toBeUndefined();
+  });
+
+  it('keeps the finalizer when a delete beside the terminal status failed, and the retry removes the rest', async () => {
+    const { cluster, run, clock } = setup();
+    const granted = await run(cluster.put(taskFixture('half')));
+    clock.ms = Date.parse(granted?.status?.grant?.expiresAt ?? '') + 100;
+    cluster.failDeletesOf = 'ServiceAccount';
+    await expect(run(cluster.task('team-a', 'half')!)).rejects.toThrow(/reconciling task team-a\/half/);
+    const failed = cluster.task('team-a', 'half')!;
+    expect(failed.status?.phase).toBe('Expired');
+    expect(failed.metadata.finalizers).toEqual(['taskgrant.io/revoke-grant']);
+    expect([...cluster.objects.values()].map((o) => o.kind)).toEqual(['ServiceAccount']);
+    cluster.failDeletesOf = undefined;
+    const after = await run(failed);
+    expect(cluster.objects.size).toBe(0);
+    expect(after?.metadata.finalizers ?? []).toEqual([]);
   });
 
   it('never leaves a terminal phase and removes anything found for a terminal task', async () => {

@@ -27,7 +27,7 @@ export function setup(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluat
   return setupWith(policy, new Metrics());
 }
 
-export function setupWith(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'>, metrics: Metrics, retentionMs = 0) {
+export function setupWith(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'evaluate'>, metrics: Metrics, retentionMs = 0, liveLabel = false) {
   const cluster = new FakeCluster();
   const ledger = new FakeLedger();
   const clock = new FakeClock();
@@ -44,7 +44,7 @@ export function setupWith(policy: Pick<PolicyEngine, 'ready' | 'revision' | 'eva
     clock,
     logger,
     metrics,
-    settings: { reissueWindowMs: 3_600_000, retryPendingMs: 5_000, retentionMs, operatorNamespace: 'taskgrant-system' },
+    settings: { reissueWindowMs: 3_600_000, retryPendingMs: 5_000, retentionMs, operatorNamespace: 'taskgrant-system', liveLabel },
     requeueAfter: (key, ms) => requeues.push([key, ms]),
     observedAt: () => undefined,
   });

@@ -28,6 +28,17 @@ describe('Reconciler: requests', () => {
     expect(cluster.events.map((e) => e.reason)).toEqual(['PolicyAllowed']);
   });
 
+  it('makes no RoleBinding before the finalizer is written: a task deleted meanwhile leaves nothing usable', async () => {
+    const { cluster, run } = setup();
+    const task = cluster.put(taskFixture('unheld'));
+    cluster.failFinalizerWrites = true;
+    await expect(run(task)).rejects.toThrow(/reconciling task team-a\/unheld/);
+    expect([...cluster.objects.values()].map((o) => o.kind)).not.toContain('RoleBinding');
+    expect(cluster.task('team-a', 'unheld')?.status?.phase).toBeUndefined();
+    cluster.failFinalizerWrites = false;
+    expect((await run(cluster.task('team-a', 'unheld')!))?.status?.phase).toBe('Granted');
+  });
+
   it('never writes Granted when the ledger entry was not written, and the retry grants once', async () => {
     const { cluster, run, ledger } = setup();
     const task = cluster.put(taskFixture('lost-entry'));

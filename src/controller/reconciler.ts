@@ -146,15 +146,19 @@ export class Reconciler {
       const next = plan(policy, { task, approved, recent, depth, sensitivityFloor, reissueWindowMs: settings.reissueWindowMs });
       const issuedAt = own?.at ?? now;
       if (next.type !== 'grant') return { next, issuedAt, objects: undefined };
-      task = await this.transitions.ensureFinalizer(task);
-      // The ledger entry and the grant's objects in one round trip, not two: nothing is usable
-      // before the status says Granted (the webhook admits pods only then), and if either write
-      // fails the reconcile fails and its retry starts by removing what was written.
+      // The finalizer (with the live label), the ledger entry, the ServiceAccount and the Roles in
+      // one round trip; the RoleBindings once the finalizer is in place. Nothing is usable before
+      // the status says Granted (pods are admitted only then), and if any write fails the
+      // reconcile fails and its retry starts by removing what was written; objects of a task
+      // deleted meanwhile are the orphan sweep's.
+      const held = this.transitions.ensureFinalizer(task);
       const entry: LedgerEntry = { uid: task.metadata.uid ?? '', task: task.metadata.name, at: now, ttlSeconds: ttlSeconds(task) };
-      const [objects] = await settleAll([
-        ensureObjects(view, this.deps.writer, task),
+      const [objects, finalized] = await settleAll([
+        ensureObjects(view, this.deps.writer, task, held),
+        held,
         own ? Promise.resolve() : this.deps.ledger.append(task.metadata.namespace, task.spec.agent, entry, settings.reissueWindowMs),
       ]);
+      task = finalized;
       return { next, issuedAt, objects };
     });
 
@@ -183,7 +187,6 @@ export class Reconciler {
           return this.transitions.write(task, { phase: 'Failed', reason: 'CeilingExceeded', message: CEILING_MESSAGE, decision: decisionStatus(next.decision, now) });
         }
         const expiresAt = grantExpiry(task, result.issuedAt, parent);
-        await this.transitions.markLive(task);
         await this.transitions.write(this.transitions.latest(task), { ...grantedUpdate(task, result.issuedAt, expiresAt, parent), decision: decisionStatus(next.decision, now), ...approvalRecord });
         this.deps.metrics.grants.inc();
         const created = Date.parse(task.metadata.creationTimestamp ?? '');

@@ -1,7 +1,8 @@
 // Revoking: every object of a task's grant deleted — bindings first, so access ends before
-// anything else — then the terminal status, its audit record and metrics, and the finalizer.
+// anything else — the terminal status beside the rest, its audit record and metrics, and the finalizer.
 import { taskServiceAccountName, targetNamespaces, type AgentTask, type Phase } from '../api/index.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { settleAll } from './grant.js';
 import type { Clock, ClusterView, ClusterWriter, ManagedKind } from './ports.js';
 import type { Transitions } from './transitions.js';
 import type { RevocationReason, Trigger } from './triggers.js';
@@ -20,11 +21,21 @@ export class Revoker {
   constructor(private readonly deps: RevokerDeps) {}
 
   async revoke(task: AgentTask, trigger: Trigger, phase: Phase = trigger.phase): Promise<void> {
-    await this.deleteObjects(task);
+    await this.deleteKind(task, 'RoleBinding');
+    // Access has ended: the terminal status goes beside the Roles' and ServiceAccount's deletes
+    // rather than after them (a revocation is four writes in a row otherwise, each queued behind
+    // a burst's). Should a delete fail, the reconcile fails and its retry, the task now terminal,
+    // deletes what is left.
     const now = this.deps.clock.now();
     const latencyMs = Math.max(0, now - this.triggerTime(task, trigger.reason));
     const { transitions, metrics } = this.deps;
-    await transitions.write(task, { phase, reason: trigger.reason, message: trigger.message, revokedAt: new Date(now).toISOString() }, latencyMs);
+    await settleAll([
+      (async () => {
+        await this.deleteKind(task, 'Role');
+        await this.deleteKind(task, 'ServiceAccount');
+      })(),
+      transitions.write(task, { phase, reason: trigger.reason, message: trigger.message, revokedAt: new Date(now).toISOString() }, latencyMs),
+    ]);
     metrics.revocations.inc({ reason: trigger.reason });
     metrics.triggerToRevocationSeconds.observe({ reason: trigger.reason }, latencyMs / 1000);
     await transitions.dropFinalizer(transitions.latest(task));
@@ -32,21 +43,25 @@ export class Revoker {
 
   /** RoleBindings first (access ends), then Roles, then the ServiceAccount (every token dies). */
   async deleteObjects(task: AgentTask): Promise<void> {
+    await this.deleteKind(task, 'RoleBinding');
+    await this.deleteKind(task, 'Role');
+    await this.deleteKind(task, 'ServiceAccount');
+  }
+
+  /**
+   * Every object of one kind of the task's grant: where it would be by name, and wherever the
+   * caches found one of this task's uid (a crash may have left either without the other).
+   */
+  private async deleteKind(task: AgentTask, kind: ManagedKind): Promise<void> {
     const uid = task.metadata.uid ?? '';
     const { view, writer } = this.deps;
     const name = taskServiceAccountName(task.metadata.name, uid);
-    const namespaces = new Set([...targetNamespaces(task), ...(task.status?.grant?.namespaces ?? [])]);
-    // Where the grant's objects would be by name, and wherever the caches found objects of this
-    // task's uid: a crash may have left either without the other.
-    const targets = (kind: ManagedKind, cached: Array<{ metadata: { namespace?: string; name: string } }>) => {
-      const all = new Map<string, [string, string]>();
-      for (const ns of kind === 'ServiceAccount' ? [task.metadata.namespace] : namespaces) all.set(`${ns}/${name}`, [ns, name]);
-      for (const o of cached) all.set(`${o.metadata.namespace}/${o.metadata.name}`, [o.metadata.namespace ?? '', o.metadata.name]);
-      return [...all.values()];
-    };
-    await Promise.all(targets('RoleBinding', view.roleBindingsOfTask(uid)).map(([ns, n]) => writer.delete('RoleBinding', ns, n)));
-    await Promise.all(targets('Role', view.rolesOfTask(uid)).map(([ns, n]) => writer.delete('Role', ns, n)));
-    await Promise.all(targets('ServiceAccount', view.serviceAccountsOfTask(uid)).map(([ns, n]) => writer.delete('ServiceAccount', ns, n)));
+    const namespaces = kind === 'ServiceAccount' ? [task.metadata.namespace] : new Set([...targetNamespaces(task), ...(task.status?.grant?.namespaces ?? [])]);
+    const cached = kind === 'RoleBinding' ? view.roleBindingsOfTask(uid) : kind === 'Role' ? view.rolesOfTask(uid) : view.serviceAccountsOfTask(uid);
+    const targets = new Map<string, [string, string]>();
+    for (const ns of namespaces) targets.set(`${ns}/${name}`, [ns, name]);
+    for (const o of cached) targets.set(`${o.metadata.namespace}/${o.metadata.name}`, [o.metadata.namespace ?? '', o.metadata.name]);
+    await Promise.all([...targets.values()].map(([ns, n]) => writer.delete(kind, ns, n)));
   }
 
   /** Deletes what the caches still hold of the task; nothing is asked of the API server otherwise. */

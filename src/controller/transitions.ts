@@ -46,18 +46,22 @@ export class Transitions {
     await this.dropFinalizer(this.latest(task));
   }
 
+  /** Before anything is granted: the finalizer, and the live label in the same write when the mode wants it. */
   async ensureFinalizer(task: AgentTask): Promise<AgentTask> {
     const finalizers = task.metadata.finalizers ?? [];
-    if (finalizers.includes(FINALIZER)) return task;
-    return this.deps.writer.setTaskFinalizers(task, [...finalizers, FINALIZER]);
+    const labelMissing = this.deps.liveLabel === true && task.metadata.labels?.[LABEL_TASK_LIVE] !== 'true';
+    if (finalizers.includes(FINALIZER) && !labelMissing) return task;
+    const withFinalizer = finalizers.includes(FINALIZER) ? finalizers : [...finalizers, FINALIZER];
+    return this.deps.writer.setTaskFinalizers(task, withFinalizer, labelMissing ? true : undefined);
   }
 
+  /** The finalizer and the live label go in one write. */
   async dropFinalizer(task: AgentTask): Promise<void> {
     // Whatever the mode now: a label left from another mode would only widen the policies' parameters.
-    if (task.metadata.labels?.[LABEL_TASK_LIVE] !== undefined) task = await this.deps.writer.setTaskLiveLabel(task, false);
+    const labelled = task.metadata.labels?.[LABEL_TASK_LIVE] !== undefined;
     const finalizers = task.metadata.finalizers ?? [];
-    if (!finalizers.includes(FINALIZER)) return;
-    await this.deps.writer.setTaskFinalizers(task, finalizers.filter((f) => f !== FINALIZER));
+    if (!finalizers.includes(FINALIZER) && !labelled) return;
+    await this.deps.writer.setTaskFinalizers(task, finalizers.filter((f) => f !== FINALIZER), labelled ? false : undefined);
   }
 
   /** The task as the cache holds it now (after our own writes), or as given. */

@@ -253,9 +253,10 @@ export class KubeCluster {
    * On a conflict (our cached copy was stale) the same change — what `finalizers` adds to and
    * removes from the cached list — is applied once more to a freshly read task.
    */
-  async setTaskFinalizers(task: AgentTask, finalizers: string[]): Promise<AgentTask> {
+  async setTaskFinalizers(task: AgentTask, finalizers: string[], live?: boolean): Promise<AgentTask> {
     const path = paths.agentTask(task.metadata.namespace, task.metadata.name);
-    const patch = (t: AgentTask, list: string[]) => this.api.patch<TaskObject>(path, { metadata: { finalizers: list, resourceVersion: t.metadata.resourceVersion } });
+    const labels = live === undefined ? {} : { labels: { [LABEL_TASK_LIVE]: live ? 'true' : null } };
+    const patch = (t: AgentTask, list: string[]) => this.api.patch<TaskObject>(path, { metadata: { finalizers: list, resourceVersion: t.metadata.resourceVersion, ...labels } });
     let updated: TaskObject;
     try {
       updated = await patch(task, finalizers);
