@@ -14,13 +14,14 @@ import { admissionPart, profilePart } from './parts/admission.js';
 import { authzRequestPart, authzRevokePart } from './parts/authz.js';
 import { burstPart, grantPart } from './parts/grant.js';
 import { memoryPart } from './parts/memory.js';
+import { peerPart } from './parts/peer.js';
 import { scalePart } from './parts/scale.js';
 import { burstRevokePart, revokePart, ttlPart, usedTokenPart } from './parts/revoke.js';
 import { table } from './report.js';
 import { sampleKeeper, sleep } from './stats.js';
 
 /** Against the one cluster and operator main sets up, in this order (memory clears what the others left; scale, which leaves 50,000 tasks, is last). */
-const clusterParts: ReadonlyArray<BenchPart<Env>> = [admissionPart, profilePart, authzRequestPart, authzRevokePart, grantPart, burstPart, revokePart, ttlPart, usedTokenPart, burstRevokePart, memoryPart, scalePart];
+const clusterParts: ReadonlyArray<BenchPart<Env>> = [admissionPart, profilePart, authzRequestPart, authzRevokePart, grantPart, burstPart, revokePart, ttlPart, usedTokenPart, peerPart, burstRevokePart, memoryPart, scalePart];
 
 /** The V8 flags the image and `make run` start the operator with (see Dockerfile); BENCH_OPERATOR_FLAGS adds more (e.g. --cpu-prof). */
 const OPERATOR_NODE_FLAGS = ['--max-semi-space-size=4', '--wasm-num-compilation-tasks=0', '--optimize-for-size'];

@@ -40,6 +40,16 @@ export async function runPool<T>(items: T[], concurrency: number, fn: (item: T, 
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }
 
+/**
+ * Makes `count` things (granted agents with their pods, say) eight at a time, in index order:
+ * what a part measures one by one afterwards need not be set up one by one.
+ */
+export async function prepare<T>(count: number, make: (i: number) => Promise<T>): Promise<T[]> {
+  const made: T[] = new Array<T>(count);
+  await runPool(Array.from({ length: count }, (_, i) => i), 8, async (i) => void (made[i] = await make(i)));
+  return made;
+}
+
 /** Writes each figure's raw samples where `make bench` leaves its results, one JSON file per key. */
 export function sampleKeeper(dir: string): (key: string, samples: readonly number[]) => void {
   return (key, samples) => {

@@ -4,7 +4,7 @@ import { timeToRefusal } from '../agent.js';
 import { PhaseWatcher } from '../client.js';
 import { createTaskPod, namespace, operatorMetric, type Env } from '../cluster.js';
 import type { BenchContext, BenchPart } from '../part.js';
-import { percentile, round } from '../stats.js';
+import { percentile, prepare, round } from '../stats.js';
 import { permissions, taskBody, taskPath } from '../tasks.js';
 
 interface Pod {
@@ -135,9 +135,8 @@ async function benchAuthzRevoke({ results, keep }: BenchContext, env: Env): Prom
   const samples: number[] = [];
   let byAuthorizer = 0;
   const n = 120;
-  for (let i = 0; i < n; i += 1) {
-    const name = `ar-${i}`;
-    const { pod, token } = await grantedAgent(env, watcher, ns, name);
+  const agents = await prepare(n, (i) => grantedAgent(env, watcher, ns, `ar-${i}`));
+  for (const { pod, token } of agents) {
     const podEnds = () => env.client.must('PATCH', `/api/v1/namespaces/${ns}/pods/${pod.metadata.name}/status`, { status: { phase: 'Succeeded' } }, 'application/merge-patch+json');
     const refusal = await timeToRefusal(env, ns, token, podEnds, 403, 10_000);
     // The API server appends the authorizer's reason, prefixed with its name. A request the
