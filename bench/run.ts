@@ -20,8 +20,11 @@ import { burstRevokePart, revokePart, ttlPart, usedTokenPart } from './parts/rev
 import { table } from './report.js';
 import { sampleKeeper, sleep } from './stats.js';
 
-/** Against the one cluster and operator main sets up, in this order (memory clears what the others left; scale, which leaves 50,000 tasks, is last). */
-const clusterParts: ReadonlyArray<BenchPart<Env>> = [admissionPart, profilePart, authzRequestPart, authzRevokePart, grantPart, burstPart, revokePart, ttlPart, usedTokenPart, peerPart, burstRevokePart, memoryPart, scalePart];
+/**
+ * Against the one cluster and operator main sets up, in this order: memory first, on an operator
+ * that holds nothing yet; scale, which leaves 50,000 tasks, last.
+ */
+const clusterParts: ReadonlyArray<BenchPart<Env>> = [memoryPart, admissionPart, profilePart, authzRequestPart, authzRevokePart, grantPart, burstPart, revokePart, ttlPart, usedTokenPart, peerPart, burstRevokePart, scalePart];
 
 /** The V8 flags the image and `make run` start the operator with (see Dockerfile); BENCH_OPERATOR_FLAGS adds more (e.g. --cpu-prof). */
 const OPERATOR_NODE_FLAGS = ['--max-semi-space-size=4', '--wasm-num-compilation-tasks=0', '--optimize-for-size'];
@@ -45,7 +48,7 @@ async function microBenchmarks(root: string): Promise<Results> {
 async function main(): Promise<void> {
   const started = Date.now();
   const results: Results = {};
-  const ctx: BenchContext = { root: repoRoot(), results, log: (msg) => void process.stderr.write(`[bench] ${msg}\n`), keep: sampleKeeper(join(repoRoot(), 'bench', 'results', 'samples')) };
+  const ctx: BenchContext = { root: repoRoot(), results, log: (msg) => void process.stderr.write(`[bench ${Math.round((Date.now() - started) / 1000)} s] ${msg}\n`), keep: sampleKeeper(join(repoRoot(), 'bench', 'results', 'samples')) };
   const { root, log } = ctx;
   /** BENCH_ONLY=admission,grant runs just those parts (for working on one figure); unset runs all. */
   const only: ReadonlySet<string> = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
@@ -80,6 +83,10 @@ async function main(): Promise<void> {
     log(`operator idle: ${env.idleMb} MB`);
     await runParts(clusterParts, ctx, env, only, runs);
     client.close();
+  } catch (err) {
+    // What was measured before the failure is kept for reading, never as a full run's results.
+    writeResults(root, 'failed', results, machine, started);
+    throw err;
   } finally {
     const operator = env?.operator;
     if (operator && operator.exitCode === null) {
@@ -91,15 +98,19 @@ async function main(): Promise<void> {
     await plane.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  results.machine.duration_s = Math.round((Date.now() - started) / 1000);
+  const md = writeResults(root, only.size === 0 ? 'latest' : 'partial', results, machine, started);
+  process.stdout.write(`${md}\n`);
+}
+
+/** bench/results/<stem>.json and .md; a partial run (BENCH_ONLY) never stands in for the full one. */
+function writeResults(root: string, stem: string, results: Results, machine: string, started: number): string {
+  results.machine = { ...results.machine, duration_s: Math.round((Date.now() - started) / 1000) };
   const out = join(root, 'bench', 'results');
   mkdirSync(out, { recursive: true });
-  // A partial run (BENCH_ONLY) never stands in for the full one.
-  const stem = only.size === 0 ? 'latest' : 'partial';
   writeFileSync(join(out, `${stem}.json`), `${JSON.stringify(results, null, 2)}\n`);
   const md = table(results, machine);
   writeFileSync(join(out, `${stem}.md`), `${md}\n`);
-  process.stdout.write(`${md}\n`);
+  return md;
 }
 
 main().catch((err: unknown) => {

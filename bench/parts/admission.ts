@@ -168,8 +168,9 @@ async function measureModes(create: CreatePod, kinds: readonly PodKind[]) {
     }
     return { labelled: samples.task, plain: samples.plain, null: samples.null ?? [] };
   };
-  const c1 = await measure(1, 400);
-  const c32 = await measure(32, 1280);
+  // At least 100 samples behind each p99, run three times (BENCH_RUNS).
+  const c1 = await measure(1, 200);
+  const c32 = await measure(32, 640);
   return { c1, c32 };
 }
 

@@ -76,8 +76,9 @@ async function benchRevokeTtl({ results, keep }: BenchContext, env: Env): Promis
   const ns = await namespace(env.client, 'bench-ttl');
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
   await watcher.start();
-  // 100 grants take about 15 s to make, eight at a time: every one must still be live when the last is made.
-  const grants = await prepare(100, (i) => grantWithPod(env, watcher, ns, `ttl-${i}`, { ttl: '45s' }));
+  // 100 grants take about 10 s to make, eight at a time: every one must still be live when the
+  // last is made (one that was not would show as a late revocation, never hide one).
+  const grants = await prepare(100, (i) => grantWithPod(env, watcher, ns, `ttl-${i}`, { ttl: '30s' }));
   // Wall clock to performance clock, for comparing with expiresAt.
   const offset = Date.now() - performance.now();
   const samples = await Promise.all(grants.map(async (g) => (await waitRejected(env, ns, g.sa, g.tokens)) + offset - g.expiresAt));
@@ -188,7 +189,7 @@ async function withRbacOnly<T>(env: Env, fn: () => Promise<T>): Promise<T> {
  * A token in use with RBAC alone: from the pod's end to the agent's first 403 (its RoleBinding
  * deleted), 100 one after another; then to its first 401 (its ServiceAccount deleted, once the
  * API server's 10 s cache of the token's authentication lapses) — bounded by that cache, so
- * reported, not a goal, over 20 samples in waves of 5 (`max`, not a p99).
+ * reported, not a goal, over 20 samples in waves of 10 (`max`, not a p99).
  */
 async function benchUsedToken({ results, keep }: BenchContext, env: Env): Promise<void> {
   const ns = await namespace(env.client, 'bench-used-token');
@@ -208,8 +209,8 @@ async function benchUsedToken({ results, keep }: BenchContext, env: Env): Promis
       if (refusal.body.includes('taskgrant:')) throw new Error(`refused by the authorizer, not RBAC: ${refusal.body.slice(0, 300)}`);
       forbidden.push(refusal.ms);
     }
-    for (let wave = 0; wave < 4; wave += 1) {
-      const agents = await prepare(5, (i) => agent(`u401-${wave}-${i}`));
+    for (let wave = 0; wave < 2; wave += 1) {
+      const agents = await prepare(10, (i) => agent(`u401-${wave}-${i}`));
       const refusals = await Promise.all(agents.map(({ token, podEnds }) => timeToRefusal(env, ns, token, podEnds, 401)));
       unauthorized.push(...refusals.map((r) => r.ms));
     }
