@@ -302,3 +302,41 @@ describe('policyRevision', () => {
     expect(a).not.toBe(c);
   });
 });
+
+describe('PolicyEngine: decisions kept for inputs seen before', () => {
+  it('answers the same requests under the same revision from what it decided, and decides again under a new one', () => {
+    const e = engine();
+    e.load([file('reads.cedar', permitReads)]);
+    const first = e.evaluate(input([getPods]));
+    expect(first.type).toBe('allow');
+    expect(e.evaluate(input([getPods]))).toBe(first);
+    // Another input is decided on its own.
+    expect(e.evaluate(input([getPods], { recentGrants: 1 }))).not.toBe(first);
+    e.load([file('reads.cedar', permitReads), file('secrets.cedar', `@id("forbid-pods")\nforbid (principal, action, resource) when { resource.resource == "pods" };\n`)]);
+    expect(e.evaluate(input([getPods])).type).toBe('deny');
+  });
+
+  it('never keeps a verdict with an error in it: an erroring policy is evaluated again each time', () => {
+    const e = engine();
+    e.load([file('reads.cedar', permitReads), file('overflow.cedar', erroringForbid)]);
+    const first = expectDeny(e.evaluate(input([getPods])));
+    expect(first.tuples[0]?.outcome).toBe('policy_error');
+    const again = e.evaluate(input([getPods]));
+    expect(again).not.toBe(first);
+    expect(again).toEqual(first);
+  });
+
+  it('keeps at most decisionCacheSize verdicts, the least recently used going first; 0 keeps none', () => {
+    const e = new PolicyEngine({ schemaText, logger: silentLogger(), metrics: new Metrics(), decisionCacheSize: 2 });
+    e.load([file('reads.cedar', permitReads)]);
+    const a = e.evaluate(input([getPods], { recentGrants: 1 }));
+    const b = e.evaluate(input([getPods], { recentGrants: 2 }));
+    expect(e.evaluate(input([getPods], { recentGrants: 1 }))).toBe(a); // a is now the most recent
+    e.evaluate(input([getPods], { recentGrants: 3 })); // b goes
+    expect(e.evaluate(input([getPods], { recentGrants: 1 }))).toBe(a);
+    expect(e.evaluate(input([getPods], { recentGrants: 2 }))).not.toBe(b);
+    const none = new PolicyEngine({ schemaText, logger: silentLogger(), metrics: new Metrics(), decisionCacheSize: 0 });
+    none.load([file('reads.cedar', permitReads)]);
+    expect(none.evaluate(input([getPods]))).not.toBe(none.evaluate(input([getPods])));
+  });
+});

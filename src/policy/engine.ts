@@ -18,6 +18,12 @@ export interface PolicyEngineOptions {
   metrics: Metrics;
   /** Which family this engine decides (default grant); only the grant family sets the revision gauge. */
   family?: PolicyFamily;
+  /**
+   * Verdicts kept for inputs decided before (default 4,096; 0: none). A live grant is re-derived
+   * on each of its events and an agent's tasks repeat: the same requests under the same policy
+   * revision get the same answer, which Cedar need not compute again.
+   */
+  decisionCacheSize?: number;
 }
 
 export type LoadResult =
@@ -47,6 +53,9 @@ export class PolicyEngine {
   readonly #metrics: Metrics;
   readonly #family: PolicyFamily;
   #active: ActiveSet | undefined;
+  /** Verdict by decisionKey, least recently used first (a Map keeps insertion order). */
+  readonly #verdicts = new Map<string, Verdict>();
+  readonly #cacheSize: number;
 
   /** Throws when the schema does not parse: nothing could be validated or decided without it. */
   constructor(options: PolicyEngineOptions) {
@@ -54,6 +63,7 @@ export class PolicyEngine {
     this.#logger = options.logger;
     this.#metrics = options.metrics;
     this.#family = options.family ?? 'grant';
+    this.#cacheSize = options.decisionCacheSize ?? 4096;
     // Keyed by content: cedar-wasm caches prepared schemas per process, shared by every engine.
     this.#schemaId = `schema-${createHash('sha256').update(options.schemaText).digest('hex').slice(0, 16)}`;
     const schema = prepareSchema(this.#schemaId, options.schemaText);
@@ -119,6 +129,8 @@ export class PolicyEngine {
         return { type: 'rejected', errors: compiled.errors, keptRevision: kept };
       case 'compiled':
         this.#active = { revision: compiled.revision, policies: compiled.policies };
+        // Keyed by revision, so none would be found again; dropped rather than left to age out.
+        this.#verdicts.clear();
         this.#metrics.policyReloads.inc({ result: 'success' });
         if (this.#family === 'grant') this.#metrics.policyRevisionInfo.set(compiled.policies.size);
         if (compiled.warnings.length > 0) this.#logger.warn({ revision: compiled.revision, warnings: compiled.warnings }, 'policy set loaded with validation warnings');
@@ -187,23 +199,40 @@ export class PolicyEngine {
           approvalWouldAllow: false,
         };
       case 'requests': {
-        const tuples = built.requests.map((r) => this.#decideTuple(r, built.context));
-        if (tuples.every((t) => t.outcome === 'allowed'))
-          return { type: 'allow', revision: active.revision, determiningPolicies: unique(tuples.flatMap((t) => t.determiningPolicies)), tuples };
-        const denied = tuples.filter((t) => t.outcome !== 'allowed');
-        return withReason({
-          type: 'deny',
-          revision: active.revision,
-          reason: '',
-          determiningPolicies: unique(denied.flatMap((t) => t.determiningPolicies)),
-          errors: tuples.flatMap((t) => t.errors.map((e) => `${describeTuple(t.tuple)}: ${e}`)),
-          tuples,
-          approvalWouldAllow: false,
-        });
+        const key = this.#cacheSize > 0 ? decisionKey(active.revision, built.context, built.requests) : undefined;
+        const kept = key === undefined ? undefined : this.#verdicts.get(key);
+        if (key !== undefined && kept !== undefined) {
+          this.#verdicts.delete(key);
+          this.#verdicts.set(key, kept);
+          return kept;
+        }
+        const verdict = this.#decideRequests(active, built.context, built.requests);
+        // A verdict with an error in it (a policy that errored, a request Cedar refused) is decided
+        // again next time: what failed once may not fail twice, and a deny is not kept for it.
+        if (key !== undefined && verdict.tuples.every((t) => t.errors.length === 0)) {
+          this.#verdicts.set(key, verdict);
+          if (this.#verdicts.size > this.#cacheSize) this.#verdicts.delete(this.#verdicts.keys().next().value as string);
+        }
+        return verdict;
       }
       default:
         return unreachable(built);
     }
+  }
+
+  #decideRequests(active: ActiveSet, context: Record<string, CedarValue>, requests: readonly TupleRequest[]): Verdict {
+    const tuples = requests.map((r) => this.#decideTuple(r, context));
+    if (tuples.every((t) => t.outcome === 'allowed')) return { type: 'allow', revision: active.revision, determiningPolicies: unique(tuples.flatMap((t) => t.determiningPolicies)), tuples };
+    const denied = tuples.filter((t) => t.outcome !== 'allowed');
+    return withReason({
+      type: 'deny',
+      revision: active.revision,
+      reason: '',
+      determiningPolicies: unique(denied.flatMap((t) => t.determiningPolicies)),
+      errors: tuples.flatMap((t) => t.errors.map((e) => `${describeTuple(t.tuple)}: ${e}`)),
+      tuples,
+      approvalWouldAllow: false,
+    });
   }
 
   #decideTuple(request: TupleRequest, context: Record<string, CedarValue>): TupleDecision {
@@ -224,6 +253,14 @@ export class PolicyEngine {
         return unreachable(answer);
     }
   }
+}
+
+/**
+ * Everything Cedar sees of one decision — the policy set's revision, the context, and each
+ * tuple's principal, action, resource and entities — hashed: equal keys, equal answers.
+ */
+function decisionKey(revision: string, context: Record<string, CedarValue>, requests: readonly TupleRequest[]): string {
+  return createHash('sha256').update(JSON.stringify([revision, context, requests])).digest('base64');
 }
 
 function withReason(d: Extract<Decision, { type: 'deny' }>): Extract<Decision, { type: 'deny' }> {
