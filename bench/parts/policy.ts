@@ -96,9 +96,9 @@ function denyPath(engine: PolicyEngine, rounds: number): number[] {
 
 async function benchPolicy({ root, results, keep }: BenchContext): Promise<void> {
   const { engine, cached } = await engines(root);
-  const typical = compare(engine, taskOfTuples(0), 3000);
+  const typical = compare(engine, taskOfTuples(0), 1500);
   const repeat = compare(cached, taskOfTuples(0), 1000);
-  const deny = denyPath(engine, 3000);
+  const deny = denyPath(engine, 1500);
   keep('policy.ours_us', typical.ours);
   keep('policy.raw_us', typical.raw);
   keep('policy.deny_us', deny);
@@ -115,9 +115,9 @@ async function benchPolicy({ root, results, keep }: BenchContext): Promise<void>
     deny_p50_us: round(percentile(deny, 50), 1),
     deny_p99_us: round(percentile(deny, 99), 1),
   };
-  // The sweep: 64 tuples with 300 samples behind its p99; 1,024 (a fifth of a second each) with
+  // The sweep: 64 tuples with 150 samples behind its p99; 1,024 (a fifth of a second each) with
   // 30, so its tail is named max.
-  for (const [names, rounds] of [[16, 300], [256, 30]] as const) {
+  for (const [names, rounds] of [[16, 150], [256, 30]] as const) {
     const sweep = compare(engine, taskOfTuples(names), rounds);
     figures[`sweep_${sweep.tuples}_p50_us`] = round(percentile(sweep.ours, 50), 1);
     if (rounds >= 100) figures[`sweep_${sweep.tuples}_p99_us`] = round(percentile(sweep.ours, 99), 1);

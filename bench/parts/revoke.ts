@@ -76,9 +76,9 @@ async function benchRevokeTtl({ results, keep }: BenchContext, env: Env): Promis
   const ns = await namespace(env.client, 'bench-ttl');
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
   await watcher.start();
-  // 100 grants take about 10 s to make, eight at a time: every one must still be live when the
+  // 100 grants take about 8 s to make, eight at a time: every one must still be live when the
   // last is made (one that was not would show as a late revocation, never hide one).
-  const grants = await prepare(100, (i) => grantWithPod(env, watcher, ns, `ttl-${i}`, { ttl: '30s' }));
+  const grants = await prepare(100, (i) => grantWithPod(env, watcher, ns, `ttl-${i}`, { ttl: '20s' }));
   // Wall clock to performance clock, for comparing with expiresAt.
   const offset = Date.now() - performance.now();
   const samples = await Promise.all(grants.map(async (g) => (await waitRejected(env, ns, g.sa, g.tokens)) + offset - g.expiresAt));
