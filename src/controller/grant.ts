@@ -12,6 +12,7 @@ import { isEscalationRefused } from '../kube/errors.js';
 import type { RoleBindingObject, RoleObject, ServiceAccountObject } from '../kube/objects.js';
 import { bindingMatches, desiredGrant, roleMatches } from './desired.js';
 import type { ClusterView, ClusterWriter } from './ports.js';
+import { settleAll } from './settle.js';
 import type { StatusUpdate } from './status.js';
 
 type Managed = ServiceAccountObject | RoleObject | RoleBindingObject;
@@ -107,15 +108,4 @@ export function grantedUpdate(task: AgentTask, issuedAt: number, expiresAt: numb
       ...(parent?.metadata.uid ? { parentUID: parent.metadata.uid } : {}),
     },
   };
-}
-
-/**
- * Like Promise.all, but waits for every promise before failing: a refusal must not leave a
- * sibling write landing after the clean-up that follows it.
- */
-export async function settleAll<T extends readonly unknown[]>(work: readonly [...{ [K in keyof T]: Promise<T[K]> }]): Promise<T> {
-  const settled = await Promise.allSettled(work);
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }

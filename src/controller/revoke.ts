@@ -2,7 +2,7 @@
 // anything else — the terminal status beside the rest, its audit record and metrics, and the finalizer.
 import { taskServiceAccountName, targetNamespaces, type AgentTask, type Phase } from '../api/index.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { settleAll } from './grant.js';
+import { settleAll } from './settle.js';
 import type { Clock, ClusterView, ClusterWriter, ManagedKind } from './ports.js';
 import type { Transitions } from './transitions.js';
 import type { RevocationReason, Trigger } from './triggers.js';
