@@ -83,6 +83,7 @@ run: build
 
 # Benchmarks against their baselines, on loopback; results in bench/results/latest.{json,md}.
 bench: build
+	bash hack/toolchain.sh kyverno
 	$(WITH_TOOLS) node dist/bench/run.js
 
 clean:

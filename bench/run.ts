@@ -13,6 +13,7 @@ import { mergeRuns, runParts, type BenchContext, type BenchPart, type Results } 
 import { admissionPart, profilePart } from './parts/admission.js';
 import { authzRequestPart, authzRevokePart } from './parts/authz.js';
 import { burstPart, grantPart } from './parts/grant.js';
+import { kyvernoPart } from './parts/kyverno.js';
 import { memoryPart } from './parts/memory.js';
 import { peerPart } from './parts/peer.js';
 import { scalePart } from './parts/scale.js';
@@ -25,7 +26,7 @@ import { sampleKeeper, sleep } from './stats.js';
  * an operator that holds nothing else (three runs of the timed parts leave thousands of live
  * tasks behind); the timed parts after them, on an operator holding 50,000 tasks, as on day 2.
  */
-const clusterParts: ReadonlyArray<BenchPart<Env>> = [memoryPart, scalePart, admissionPart, profilePart, authzRequestPart, authzRevokePart, grantPart, burstPart, revokePart, ttlPart, usedTokenPart, peerPart, burstRevokePart];
+const clusterParts: ReadonlyArray<BenchPart<Env>> = [memoryPart, scalePart, admissionPart, profilePart, authzRequestPart, authzRevokePart, grantPart, burstPart, revokePart, ttlPart, usedTokenPart, peerPart, kyvernoPart, burstRevokePart];
 
 /** The V8 flags the image and `make run` start the operator with (see Dockerfile); BENCH_OPERATOR_FLAGS adds more (e.g. --cpu-prof). */
 const OPERATOR_NODE_FLAGS = ['--max-semi-space-size=4', '--wasm-num-compilation-tasks=0', '--optimize-for-size'];

@@ -7,7 +7,9 @@
 #   host        - runc, the CNI plugins and iptables from Debian packages, when missing
 #   image-base  - the shared libraries a Node image needs, from Debian packages (not the host)
 #   helm        - helm built with `go install`
-# Usage: hack/toolchain.sh env|node|kube|containerd|host|image-base|helm|all
+#   kyverno     - Kyverno's admission controller and its CRDs, for the bench's admission peer only
+#                 (not part of `all`: nothing but `make bench` needs it)
+# Usage: hack/toolchain.sh env|node|kube|containerd|host|image-base|helm|kyverno|all
 #   env   prints `export` lines (PATH, KUBEBUILDER_ASSETS, TASKGRANT_*) for make to eval.
 # KUBE_VERSION=v1.35.4 (or v1.35.x: the newest 1.35 patch the proxy serves) selects another
 # Kubernetes release; each release is built and cached beside the others.
@@ -38,6 +40,7 @@ kube_version() {
 node_dir=$cache/node-$NODE_VERSION
 helm_dir=$cache/helm-$HELM_VERSION
 containerd_dir=$cache/containerd-$CONTAINERD_VERSION
+kyverno_dir=$cache/kyverno-$KYVERNO_VERSION
 image_base_dir=$cache/image-base-bookworm
 # Resolved lazily: `env` must not touch the network when the version is pinned exactly.
 kube_dir() { echo "$cache/kube-$(kube_version)"; }
@@ -224,6 +227,33 @@ ensure_helm() {
   GOBIN=$helm_dir CGO_ENABLED=0 go install "helm.sh/helm/$major/cmd/helm@$HELM_VERSION"
 }
 
+# Kyverno's go.mod replaces k8s.io/pod-security-admission with its own fork, and a dependent
+# module never sees a replace, so `go install kyverno@version` cannot resolve it; a wrapper module
+# restates the replace. Its CRDs come from the same module, copied beside the binary.
+ensure_kyverno() {
+  [ -x "$kyverno_dir/kyverno" ] && [ -d "$kyverno_dir/crds" ] && return 0
+  command -v go >/dev/null || { log "go is required to build Kyverno"; exit 1; }
+  local src=$cache/build/kyverno-$KYVERNO_VERSION start=$SECONDS
+  log "building Kyverno $KYVERNO_VERSION (cold: about 15 minutes on 2 cores)"
+  mkdir -p "$src" && rm -rf "$kyverno_dir.partial" && mkdir -p "$kyverno_dir.partial/crds"
+  local go_directive
+  go_directive=$(curl -fsS "$(goproxy)/github.com/kyverno/kyverno/@v/$KYVERNO_VERSION.mod" | sed -n 's/^go \(.*\)/\1/p')
+  printf 'module taskgrant.local/kyvernobuild\n\ngo %s\n\nrequire github.com/kyverno/kyverno %s\n\nreplace k8s.io/pod-security-admission => %s\n' \
+    "$go_directive" "$KYVERNO_VERSION" "${KYVERNO_PSA_REPLACE/@/ }" >"$src/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/kyverno/kyverno/cmd/kyverno"\n' >"$src/tools.go"
+  (
+    cd "$src"
+    export GOFLAGS=-mod=mod CGO_ENABLED=0
+    go mod tidy >/dev/null
+    go build -trimpath -ldflags "-s -w" -o "$kyverno_dir.partial/kyverno" github.com/kyverno/kyverno/cmd/kyverno
+    mod=$(go list -m -f '{{.Dir}}' github.com/kyverno/kyverno)
+    find "$mod/config/crds" -name '*.yaml' -exec cp {} "$kyverno_dir.partial/crds/" ';'
+    chmod -R u+w "$kyverno_dir.partial/crds"
+  )
+  rm -rf "$kyverno_dir" && mv "$kyverno_dir.partial" "$kyverno_dir"
+  log "Kyverno $KYVERNO_VERSION built in $((SECONDS - start)) s"
+}
+
 kube_assets() { if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then echo "$KUBEBUILDER_ASSETS"; else echo "$(kube_dir)/bin"; fi; }
 
 case "${1:-all}" in
@@ -234,6 +264,7 @@ case "${1:-all}" in
     echo "export TASKGRANT_CONTAINERD=$containerd_dir"
     echo "export TASKGRANT_IMAGE_BASE=$image_base_dir"
     echo "export TASKGRANT_HELM=$helm_dir/helm"
+    echo "export TASKGRANT_KYVERNO=$kyverno_dir"
     ;;
   node) ensure_node ;;
   kube) ensure_kube ;;
@@ -241,6 +272,7 @@ case "${1:-all}" in
   host) ensure_host ;;
   image-base) ensure_image_base ;;
   helm) ensure_helm ;;
+  kyverno) ensure_kyverno ;;
   all) ensure_node; ensure_host; ensure_kube; ensure_containerd; ensure_image_base; ensure_helm ;;
-  *) echo "usage: $0 env|node|kube|containerd|host|image-base|helm|all" >&2; exit 2 ;;
+  *) echo "usage: $0 env|node|kube|containerd|host|image-base|helm|kyverno|all" >&2; exit 2 ;;
 esac

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { createApp } from '../../src/webhook/index.js';
 import { mutateTaskPod } from '../../src/webhook/pods.js';
 import { allowed, parseAdmissionReview } from '../../src/webhook/admission.js';
+import type { Patch } from '../../src/webhook/jsonpatch.js';
 import { CertificateAuthority } from '../../src/webhook/certs.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
@@ -110,10 +111,18 @@ async function benchAdmissionHandler({ results }: BenchContext): Promise<void> {
  * admission policies or our webhook, whichever is in force), plain ones are not. Returns once the
  * API server mutates this task's pods (the policies read the live task from a cache of their own).
  */
-type PodKind = 'task' | 'plain' | 'null';
-type CreatePod = (i: number, kind: PodKind) => Promise<void>;
+export type PodKind = 'task' | 'plain' | 'null' | 'kyverno';
+export type CreatePod = (i: number, kind: PodKind) => Promise<void>;
 
-async function admissionTarget(env: Env, nsName: string): Promise<CreatePod> {
+/** The label each kind of pod carries: it selects the webhook (or policy) that mutates it. */
+export const POD_LABELS: Record<PodKind, Record<string, string>> = {
+  task: { 'taskgrant.io/task': 'e2e' },
+  plain: { app: 'plain' },
+  null: { 'bench.taskgrant.io/null': 'true' },
+  kyverno: { 'bench.taskgrant.io/kyverno': 'true' },
+};
+
+export async function admissionTarget(env: Env, nsName: string): Promise<CreatePod> {
   const ns = await namespace(env.client, nsName);
   // The null webhook's patch names this ServiceAccount (see nullWebhook).
   await env.client.must('POST', `/api/v1/namespaces/${ns}/serviceaccounts`, { metadata: { name: NULL_SERVICE_ACCOUNT } });
@@ -124,17 +133,18 @@ async function admissionTarget(env: Env, nsName: string): Promise<CreatePod> {
   watcher.stop();
   // Dry-run creates run every admission step (webhooks and policies included) and persist
   // nothing, so the labelled and unlabelled pods are measured identically and maxPods never fills up.
-  const labels: Record<PodKind, Record<string, string>> = { task: { 'taskgrant.io/task': 'e2e' }, plain: { app: 'plain' }, null: { [NULL_LABEL]: 'true' } };
   const pod = (i: number, kind: PodKind) => ({
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: `p-${kind}-${i}`, labels: labels[kind] },
+    metadata: { name: `p-${kind}-${i}`, labels: POD_LABELS[kind] },
     spec: { containers: [{ name: 'a', image: 'registry.invalid/a:1' }] },
   });
   const create = async (i: number, kind: PodKind) => {
     const res = await env.client.call('POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, pod(i, kind));
     if (res.status !== 201) throw new Error(`pod create ${res.status}: ${res.body.slice(0, 200)}`);
     if (kind === 'task' && !res.body.includes('"serviceAccountName":"tg-e2e-')) throw new Error(`task pod admitted without its identity: ${res.body.slice(0, 300)}`);
+    // The floor and the peer make the same patch as ours, or they would be measured doing less.
+    if ((kind === 'null' || kind === 'kyverno') && !res.body.includes(`"serviceAccountName":"${NULL_SERVICE_ACCOUNT}"`)) throw new Error(`${kind} pod admitted unpatched: ${res.body.slice(0, 300)}`);
   };
   for (let attempt = 0; ; attempt += 1) {
     try {
@@ -158,15 +168,24 @@ async function webhookCallStats(env: Env, name: string): Promise<{ sum: number; 
   return { sum: total('sum'), count: total('count') };
 }
 
-/** Pods of each kind created in turns, at concurrency 1 then 32, by the mode in force. */
+/**
+ * Pods of each kind created in turns (so each kind sees the same machine), `count` of each at
+ * `concurrency`, after 50 of each to warm up.
+ */
+export async function measureKinds(create: CreatePod, kinds: readonly PodKind[], concurrency: number, count: number): Promise<Partial<Record<PodKind, number[]>>> {
+  for (const kind of kinds) await timed(50, concurrency, (i) => create(i, kind));
+  const samples: Partial<Record<PodKind, number[]>> = {};
+  for (let batch = 0; batch < 4; batch += 1) {
+    for (const kind of kinds) (samples[kind] ??= []).push(...(await timed(count / 4, concurrency, (i) => create(batch * 10_000 + i, kind))));
+  }
+  return samples;
+}
+
+/** Pods of each kind, at concurrency 1 then 32, by the mode in force. */
 async function measureModes(create: CreatePod, kinds: readonly PodKind[]) {
   const measure = async (concurrency: number, count: number) => {
-    for (const kind of kinds) await timed(50, concurrency, (i) => create(i, kind));
-    const samples = Object.fromEntries(kinds.map((k) => [k, [] as number[]])) as Record<PodKind, number[]>;
-    for (let batch = 0; batch < 4; batch += 1) {
-      for (const kind of kinds) samples[kind].push(...(await timed(count / 4, concurrency, (i) => create(batch * 10_000 + i, kind))));
-    }
-    return { labelled: samples.task, plain: samples.plain, null: samples.null ?? [] };
+    const samples = await measureKinds(create, kinds, concurrency, count);
+    return { labelled: samples.task ?? [], plain: samples.plain ?? [], null: samples.null ?? [] };
   };
   // At least 100 samples behind each p99, run three times (BENCH_RUNS).
   const c1 = await measure(1, 200);
@@ -232,17 +251,15 @@ async function benchAdmissionE2E({ results, log, keep }: BenchContext, env: Env)
   }
 }
 
-const NULL_LABEL = 'bench.taskgrant.io/null';
 const NULL_SERVICE_ACCOUNT = 'null-sa';
 const NULL_WEBHOOK = 'bench-null-webhook';
 
 /**
- * The admission floor: a mutating webhook with our TLS setup (its own CA, keep-alive as ours)
- * that decides nothing and answers every pod labelled NULL_LABEL with one fixed patch, the patch
- * our webhook makes for the bench's pod (computed once, with the operator's own code, for a task
- * whose ServiceAccount is NULL_SERVICE_ACCOUNT: a tg-* name would be refused by the identity guard).
+ * The patch our webhook makes for the bench's pod, computed once with the operator's own code
+ * for a task whose ServiceAccount is NULL_SERVICE_ACCOUNT (a tg-* name would be refused by the
+ * identity guard): what the null webhook answers and Kyverno's policy applies.
  */
-async function nullWebhook(env: Env): Promise<{ close(): Promise<void> }> {
+export async function benchPodPatch(): Promise<Patch> {
   const task: AgentTask = { ...typicalTask('null-task'), status: { phase: 'Granted', grant: { serviceAccount: NULL_SERVICE_ACCOUNT, role: 'r', roleBinding: 'rb', issuedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 3_600_000).toISOString(), pods: [] } } };
   // The bench pod as the webhook sees it: defaulted, with the API-access volume the ServiceAccount plugin added.
   const seen = {
@@ -255,9 +272,17 @@ async function nullWebhook(env: Env): Promise<{ close(): Promise<void> }> {
   const parsed = parseAdmissionReview({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: seen });
   if (!parsed.ok) throw new Error(parsed.error);
   const verdict = await mutateTaskPod(parsed.value, { tasks: { get: () => task }, slots: { claim: async () => ({ type: 'claimed' as const }) }, serviceAccounts: { isManaged: () => false, taskOf: () => undefined }, now: () => new Date() });
-  if (verdict.type !== 'allow') throw new Error(`the null webhook's patch: ${verdict.message}`);
-  const patch = verdict.patch;
+  if (verdict.type !== 'allow') throw new Error(`the bench pod's patch: ${verdict.message}`);
+  return verdict.patch;
+}
 
+/**
+ * The admission floor: a mutating webhook with our TLS setup (its own CA, keep-alive as ours)
+ * that decides nothing and answers every pod labelled as `null` with one fixed patch, ours for
+ * the bench's pod (benchPodPatch).
+ */
+export async function nullWebhook(env: Env): Promise<{ close(): Promise<void> }> {
+  const patch = await benchPodPatch();
   const ca = await CertificateAuthority.create('bench-null-webhook-ca', 3_600_000);
   const serving = await ca.issue({ commonName: 'bench-null-webhook', ipAddresses: ['127.0.0.1'], usage: 'server', validityMs: 3_600_000 });
   const server = createHttpsServer({ cert: serving.certPem, key: serving.keyPem, keepAliveTimeout: 120_000 }, (req, res) => {
@@ -280,7 +305,7 @@ async function nullWebhook(env: Env): Promise<{ close(): Promise<void> }> {
       sideEffects: 'None',
       failurePolicy: 'Fail',
       timeoutSeconds: 10,
-      objectSelector: { matchLabels: { [NULL_LABEL]: 'true' } },
+      objectSelector: { matchLabels: POD_LABELS.null },
       rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
       clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle: Buffer.from(ca.certPem).toString('base64') },
     }],
