@@ -95,6 +95,8 @@ describe('Reconciler: requests', () => {
     expect(after?.status?.reason).toBe('PolicyDenied');
     expect(cluster.objects.size).toBe(0);
     expect(after?.metadata.finalizers).toBeUndefined();
+    // A denial is its status (and Event): no finalizer is added, so none has to be released.
+    expect(cluster.writes).toEqual(['status Denied']);
   });
 
   it('is idempotent across namespaces too: objects in another namespace carry no owner reference and are left alone', async () => {

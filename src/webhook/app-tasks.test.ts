@@ -22,12 +22,11 @@ describe('POST /mutate/agenttasks', () => {
           podName: 'orchestrator-5c9d7f6b8-kq2xz',
         },
       },
-      { op: 'add', path: '/metadata/finalizers', value: ['taskgrant.io/revoke-grant'] },
     ]);
-    const task = patched<{ spec: { requester: unknown; agent: string }; metadata: { finalizers: string[] } }>(r, response);
+    const task = patched<{ spec: { requester: unknown; agent: string }; metadata: { finalizers?: string[] } }>(r, response);
     expect(task.spec.agent).toBe('log-summarizer');
-    // Born with the finalizer: it cannot be deleted before its grant is revoked.
-    expect(task.metadata.finalizers).toEqual(['taskgrant.io/revoke-grant']);
+    // No finalizer at birth: the controller adds it before it binds anything.
+    expect(task.metadata.finalizers).toBeUndefined();
     // userInfo.extra carries a credential id: it must reach neither the object nor the logs.
     expect(JSON.stringify(task)).not.toMatch(/JTI=/);
     expect(logLines.join('')).not.toMatch(/JTI=|credential-id/);

@@ -7,7 +7,7 @@
 // validating handler still refuses an UPDATE that changes spec, in case a CRD is installed
 // without its CEL rules.
 import { isDeepStrictEqual } from 'node:util';
-import { isRecord, AGENT_TASK_KIND, AGENT_TASK_PLURAL, FINALIZER, GROUP, TASK_APPROVAL_KIND, parseAgentTask, parseTaskApproval, targetNamespaces, taskIdentityOf, type Requester } from '../api/index.js';
+import { isRecord, AGENT_TASK_KIND, AGENT_TASK_PLURAL, GROUP, TASK_APPROVAL_KIND, parseAgentTask, parseTaskApproval, targetNamespaces, taskIdentityOf, type Requester } from '../api/index.js';
 import {
   POD_NAME_EXTRA,
   allow,
@@ -44,11 +44,13 @@ function stamp(request: AdmissionRequest, kind: string, field: 'requester' | 'ap
 }
 
 /**
- * `/mutate/agenttasks`: spec.requester := the caller, and taskgrant's finalizer from birth, so a
- * task can never be deleted without its grant being revoked first — and the controller saves a
- * write on the way to granting it. A task identity (an agent holding a grant) creates only
- * children of its own task: spec.parentTask := that task, so the new task can only narrow the
- * grant, counts towards the delegation depth and ends with it.
+ * `/mutate/agenttasks`: spec.requester := the caller. A task identity (an agent holding a grant)
+ * creates only children of its own task: spec.parentTask := that task, so the new task can only
+ * narrow the grant, counts towards the delegation depth and ends with it.
+ *
+ * No finalizer here: the controller adds it before it binds anything (a task is never deleted
+ * with its grant in place), so a task that holds nothing — denied, awaiting approval — never
+ * blocks its own deletion or its namespace's, and a denial costs no write to release it.
  */
 export function mutateAgentTask(request: AdmissionRequest, deps: { serviceAccounts: ServiceAccountLookup }): MutationVerdict {
   const verdict = stamp(request, AGENT_TASK_KIND, 'requester');
@@ -63,9 +65,6 @@ export function mutateAgentTask(request: AdmissionRequest, deps: { serviceAccoun
     if (spec.parentTask !== undefined && spec.parentTask !== creator) return deny(`a task identity creates only children of its own task: spec.parentTask must be ${creator} (or left out), not ${JSON.stringify(spec.parentTask)}`);
     patch.push(add(['spec', 'parentTask'], creator));
   }
-  const metadata = isRecord(request.object) && isRecord(request.object.metadata) ? request.object.metadata : undefined;
-  const finalizers = Array.isArray(metadata?.finalizers) ? (metadata.finalizers as unknown[]) : undefined;
-  if (!finalizers?.includes(FINALIZER)) patch.push(finalizers ? add(['metadata', 'finalizers', '-'], FINALIZER) : add(['metadata', 'finalizers'], [FINALIZER]));
   return { ...verdict, patch };
 }
 
