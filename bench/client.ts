@@ -72,11 +72,17 @@ export class PhaseWatcher {
   private stopped = false;
   private readonly kc = new k8s.KubeConfig();
 
+  /** AgentTasks by phase, or (`rolebindings`) RoleBindings: `Present` until `Deleted`. */
   constructor(
     kubeconfigPath: string,
     private readonly namespace: string,
+    private readonly resource: 'agenttasks' | 'rolebindings' = 'agenttasks',
   ) {
     this.kc.loadFromFile(kubeconfigPath);
+  }
+
+  private stateOf(obj: { status?: { phase?: string } }): string {
+    return this.resource === 'agenttasks' ? (obj.status?.phase ?? 'Pending') : 'Present';
   }
 
   async start(): Promise<void> {
@@ -103,19 +109,20 @@ export class PhaseWatcher {
    * Deleted — and resumes.
    */
   private async connect(): Promise<void> {
-    const listed = (await this.kc.makeApiClient(k8s.CustomObjectsApi).listNamespacedCustomObject({ group: 'taskgrant.io', version: 'v1alpha1', namespace: this.namespace, plural: 'agenttasks' })) as {
+    const [group, version] = this.resource === 'agenttasks' ? ['taskgrant.io', 'v1alpha1'] : ['rbac.authorization.k8s.io', 'v1'];
+    const listed = (await this.kc.makeApiClient(k8s.CustomObjectsApi).listNamespacedCustomObject({ group, version, namespace: this.namespace, plural: this.resource })) as {
       items: Array<{ metadata: { name: string }; status?: { phase?: string } }>;
       metadata: { resourceVersion: string };
     };
     const present = new Set(listed.items.map((t) => t.metadata.name));
-    for (const t of listed.items) this.observe(t.metadata.name, t.status?.phase ?? 'Pending');
+    for (const t of listed.items) this.observe(t.metadata.name, this.stateOf(t));
     for (const name of [...this.phases.keys()]) if (!present.has(name)) this.observe(name, 'Deleted');
     this.abort = await new k8s.Watch(this.kc).watch(
-      `/apis/taskgrant.io/v1alpha1/namespaces/${this.namespace}/agenttasks`,
+      `/apis/${group}/${version}/namespaces/${this.namespace}/${this.resource}`,
       { allowWatchBookmarks: true, resourceVersion: listed.metadata.resourceVersion },
       (type: string, obj: { metadata: { name: string }; status?: { phase?: string } }) => {
         if (type === 'BOOKMARK' || type === 'ERROR') return;
-        this.observe(obj.metadata.name, type === 'DELETED' ? 'Deleted' : (obj.status?.phase ?? 'Pending'));
+        this.observe(obj.metadata.name, type === 'DELETED' ? 'Deleted' : this.stateOf(obj));
       },
       () => {
         if (!this.stopped) setTimeout(() => void this.connect().catch(() => undefined), 100);

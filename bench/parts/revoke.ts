@@ -89,23 +89,27 @@ async function benchRevokeTtl({ results, keep }: BenchContext, env: Env): Promis
 
 /**
  * Pod-end revocations while a burst of 2,000 grants is in flight: the trigger (the pod's end
- * committed) to the task ended, as a watch reports it. Revocations take a lane of their own
+ * committed) to the task ended, as a watch reports it — and, beside it, to its RoleBinding gone
+ * (access ended), as a watch of the bindings reports it. Revocations take a lane of their own
  * ahead of grants, so they must not wait behind the burst.
  */
 async function benchRevokeDuringBurst({ results, keep }: BenchContext, env: Env): Promise<void> {
   const ns = await namespace(env.client, 'bench-burst-revoke');
   const burstNs = await namespace(env.client, 'bench-burst-grants');
   const watcher = new PhaseWatcher(env.kubeconfig, ns);
+  const bindings = new PhaseWatcher(env.kubeconfig, ns, 'rolebindings');
   const burstWatcher = new PhaseWatcher(env.kubeconfig, burstNs);
-  await Promise.all([watcher.start(), burstWatcher.start()]);
+  await Promise.all([watcher.start(), bindings.start(), burstWatcher.start()]);
   const n = 100;
-  const pods = await prepare(n, async (i) => {
+  const grants = await prepare(n, async (i) => {
     const name = `br-${i}`;
     await env.client.must('POST', taskPath(ns), taskBody(name, `${name}-agent`));
     await watcher.waitFor(name, ['Granted']);
     const pod = await createTaskPod(env, ns, name);
     await watcher.waitFor(name, ['Active']);
-    return pod.metadata.name;
+    const binding = ((await env.client.must('GET', taskPath(ns, name))).status as { grant: { roleBinding: string } }).grant.roleBinding;
+    await bindings.waitFor(binding, ['Present']);
+    return { pod: pod.metadata.name, binding };
   });
   const burst = Array.from({ length: 2000 }, (_, i) => `bg-${i}`);
   const burstGranted = burst.map((name) => burstWatcher.waitFor(name, ['Granted'], 600_000));
@@ -118,20 +122,20 @@ async function benchRevokeDuringBurst({ results, keep }: BenchContext, env: Env)
   // One pod end every 250 ms, each measured on its own, so all 100 fall inside the burst (about
   // 45 s of granting on this machine); the grants still pending at each trigger show it did.
   const pendingGrants = () => burst.length - burst.filter((b) => burstWatcher.phaseOf(b) === 'Granted').length;
-  const measured: Array<Promise<{ ms: number; fromRequestMs: number; pending: number }>> = [];
+  const measured: Array<Promise<{ ms: number; fromRequestMs: number; bindingMs: number; pending: number }>> = [];
   for (let i = 0; i < n; i += 1) {
     const name = `br-${i}`;
     const pending = pendingGrants();
     const requested = performance.now();
-    const podEnds = env.client.must('PATCH', `/api/v1/namespaces/${ns}/pods/${pods[i]}/status`, { status: { phase: 'Succeeded' } }, 'application/merge-patch+json');
+    const podEnds = env.client.must('PATCH', `/api/v1/namespaces/${ns}/pods/${grants[i]!.pod}/status`, { status: { phase: 'Succeeded' } }, 'application/merge-patch+json');
     // The pod has ended once the API server has committed its status (as the kubelet's report
     // is): timed from the PATCH's answer. The PATCH itself waits in the same busy API server, so
     // the figure from the request is kept beside it.
     measured.push(
       podEnds.then(async () => {
         const ended = performance.now();
-        const at = await watcher.waitFor(name, ['Completed', 'Revoked']);
-        return { ms: at - ended, fromRequestMs: at - requested, pending };
+        const [at, bindingGone] = await Promise.all([watcher.waitFor(name, ['Completed', 'Revoked']), bindings.waitFor(grants[i]!.binding, ['Deleted'])]);
+        return { ms: at - ended, fromRequestMs: at - requested, bindingMs: bindingGone - ended, pending };
       }),
     );
     await sleep(250);
@@ -141,10 +145,13 @@ async function benchRevokeDuringBurst({ results, keep }: BenchContext, env: Env)
   await load;
   await Promise.all(burstGranted);
   watcher.stop();
+  bindings.stop();
   burstWatcher.stop();
   const fromRequest = outcomes.map((o) => o.fromRequestMs);
+  const bindingGone = outcomes.map((o) => o.bindingMs);
   keep('revoke.during_burst', samples);
   keep('revoke.during_burst_from_request', fromRequest);
+  keep('revoke.during_burst_binding', bindingGone);
   results.revoke = {
     ...results.revoke,
     during_burst_n: samples.length,
@@ -152,6 +159,9 @@ async function benchRevokeDuringBurst({ results, keep }: BenchContext, env: Env)
     during_burst_p99_ms: round(percentile(samples, 99)),
     during_burst_from_request_p50_ms: round(percentile(fromRequest, 50)),
     during_burst_from_request_p99_ms: round(percentile(fromRequest, 99)),
+    // Access ended: the task's RoleBinding deleted (written beside the terminal status).
+    during_burst_binding_p50_ms: round(percentile(bindingGone, 50)),
+    during_burst_binding_p99_ms: round(percentile(bindingGone, 99)),
     during_burst_min_pending_grants: Math.min(...outcomes.map((o) => o.pending)),
   };
 }

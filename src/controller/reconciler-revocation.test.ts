@@ -17,10 +17,9 @@ describe('Reconciler: revocation', () => {
     clock.ms = Date.parse(granted?.status?.grant?.expiresAt ?? '') + 100;
     cluster.writes.length = 0;
     const after = await run(cluster.task('team-a', 'ttl')!);
-    // The binding first (access ends); the terminal status beside the Role and ServiceAccount.
-    expect(cluster.writes[0]).toMatch(/^delete RoleBinding/);
-    expect(cluster.writes.slice(1, 4)).toEqual(expect.arrayContaining([expect.stringMatching(/^delete Role /), expect.stringMatching(/^delete ServiceAccount/), 'status Expired']));
-    expect(cluster.writes.findIndex((w) => w.startsWith('delete Role '))).toBeLessThan(cluster.writes.findIndex((w) => w.startsWith('delete ServiceAccount')));
+    // The terminal status with the binding's delete; the Role after the binding, the ServiceAccount last.
+    expect(cluster.writes.slice(0, 2)).toEqual(expect.arrayContaining([expect.stringMatching(/^delete RoleBinding/), 'status Expired']));
+    expect(cluster.writes.slice(2, 4)).toEqual([expect.stringMatching(/^delete Role /), expect.stringMatching(/^delete ServiceAccount/)]);
     expect(cluster.writes.slice(4)).toEqual(['finalizers []']);
     expect(after?.status?.reason).toBe('TTLExpired');
     expect((await metrics.revocations.get()).values.find((v) => v.labels.reason === 'TTLExpired')?.value).toBe(1);
@@ -51,6 +50,29 @@ describe('Reconciler: revocation', () => {
     cluster.failDeletesOf = undefined;
     const after = await run(failed);
     expect(cluster.objects.size).toBe(0);
+    expect(after?.metadata.finalizers ?? []).toEqual([]);
+  });
+
+  it('ends the task with its binding delete, but audits the end only once the binding is gone', async () => {
+    const { cluster, run, clock } = setup();
+    const granted = await run(cluster.put(taskFixture('bound')));
+    clock.ms = Date.parse(granted?.status?.grant?.expiresAt ?? '') + 100;
+    cluster.failDeletesOf = 'RoleBinding';
+    await expect(run(cluster.task('team-a', 'bound')!)).rejects.toThrow(/reconciling task team-a\/bound/);
+    const failed = cluster.task('team-a', 'bound')!;
+    // The decision is recorded (the pod guard and the authorizer refuse on it)...
+    expect(failed.status?.phase).toBe('Expired');
+    // ...but not audited as an end while the binding stands, and nothing else is deleted before it.
+    expect(cluster.events.map((e) => e.reason)).not.toContain('TTLExpired');
+    expect([...cluster.objects.values()].map((o) => o.kind).sort()).toEqual(['Role', 'RoleBinding', 'ServiceAccount']);
+    expect(failed.metadata.finalizers).toEqual(['taskgrant.io/revoke-grant']);
+    // A retry that fails again does not audit it either.
+    await expect(run(failed)).rejects.toThrow(/reconciling task team-a\/bound/);
+    expect(cluster.events.map((e) => e.reason)).not.toContain('TTLExpired');
+    cluster.failDeletesOf = undefined;
+    const after = await run(failed);
+    expect(cluster.objects.size).toBe(0);
+    expect(cluster.events.map((e) => e.reason)).toContain('TTLExpired');
     expect(after?.metadata.finalizers ?? []).toEqual([]);
   });
 

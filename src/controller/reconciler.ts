@@ -103,12 +103,14 @@ export class Reconciler {
   }
 
   private async reconcileTask(raw: AgentTask): Promise<void> {
+    const phase = raw.status?.phase;
+    // An end is audited once nothing of the grant is left: a revocation whose delete failed after
+    // its terminal status was written is finished here first.
+    if (isTerminal(phase)) await this.revoker.ensureNothingLeft(raw);
     await this.deps.audit.ensureRecorded(raw);
     const parsed = parseAgentTask(raw);
-    const phase = raw.status?.phase;
     if (raw.metadata.deletionTimestamp) return this.finalize(parsed.ok ? parsed.value : raw);
     if (isTerminal(phase)) {
-      await this.revoker.ensureNothingLeft(raw);
       await this.transitions.dropFinalizer(raw);
       return this.retain(raw);
     }

@@ -21,23 +21,25 @@ export class Revoker {
   constructor(private readonly deps: RevokerDeps) {}
 
   async revoke(task: AgentTask, trigger: Trigger, phase: Phase = trigger.phase): Promise<void> {
-    await this.deleteKind(task, 'RoleBinding');
-    // Access has ended: the terminal status goes beside the Roles' and ServiceAccount's deletes
-    // rather than after them (a revocation is four writes in a row otherwise, each queued behind
-    // a burst's). Should a delete fail, the reconcile fails and its retry, the task now terminal,
-    // deletes what is left.
-    const now = this.deps.clock.now();
-    const latencyMs = Math.max(0, now - this.triggerTime(task, trigger.reason));
-    const { transitions, metrics } = this.deps;
+    const { transitions, metrics, clock } = this.deps;
+    const triggeredAt = this.triggerTime(task, trigger.reason);
+    // The terminal status goes out with the RoleBindings' delete, not after it: a revocation is
+    // otherwise writes in a row, each queued behind a burst's, before anyone sees the task end
+    // (the pod guard and the authorizer refuse on that status too). The status is the durable
+    // record of the decision: should a delete fail, the reconcile fails and its retry, the task
+    // now terminal, deletes what is left. The audit line waits for the bindings to be gone.
+    const accessEnded = this.deleteKind(task, 'RoleBinding').then(() => Math.max(0, clock.now() - triggeredAt));
+    const status = { phase, reason: trigger.reason, message: trigger.message, revokedAt: new Date(clock.now()).toISOString() };
     await settleAll([
       (async () => {
+        await accessEnded;
         await this.deleteKind(task, 'Role');
         await this.deleteKind(task, 'ServiceAccount');
       })(),
-      transitions.write(task, { phase, reason: trigger.reason, message: trigger.message, revokedAt: new Date(now).toISOString() }, latencyMs),
+      transitions.write(task, status, accessEnded),
     ]);
     metrics.revocations.inc({ reason: trigger.reason });
-    metrics.triggerToRevocationSeconds.observe({ reason: trigger.reason }, latencyMs / 1000);
+    metrics.triggerToRevocationSeconds.observe({ reason: trigger.reason }, (await accessEnded) / 1000);
     await transitions.dropFinalizer(transitions.latest(task));
   }
 

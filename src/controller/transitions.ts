@@ -23,8 +23,12 @@ export class Transitions {
     return this.deps.writer.setTaskLiveLabel(task, true);
   }
 
-  /** Writes the status when it changes anything a user sees; audits real phase transitions. */
-  async write(task: AgentTask, update: StatusUpdate, latencyMs?: number): Promise<void> {
+  /**
+   * Writes the status when it changes anything a user sees; audits real phase transitions. A
+   * revocation's latency is known only once its bindings are gone: given as a promise, the audit
+   * line waits for it, so it never records an end that has not happened.
+   */
+  async write(task: AgentTask, update: StatusUpdate, latency?: number | Promise<number>): Promise<void> {
     const current = task.status;
     const unchanged =
       current?.phase === update.phase &&
@@ -36,6 +40,7 @@ export class Transitions {
     const status = nextStatus(task, update, this.deps.clock.now());
     const updated = await this.deps.writer.patchTaskStatus(task, status);
     if (current?.phase !== update.phase) {
+      const latencyMs = await latency;
       await this.deps.audit.record({ task: updated, from: current?.phase, status, ...(latencyMs !== undefined ? { latencyMs } : {}) });
     }
   }
