@@ -85,9 +85,13 @@ async function startKyverno(env: Env, log: (msg: string) => void): Promise<{ chi
       await Promise.race([exited, sleep(10_000)]);
       if (child.exitCode === null) child.kill('SIGKILL');
     }
-    // It leaves its webhook configurations behind when stopped outside a cluster.
+    // It leaves its webhook configurations behind when stopped outside a cluster; the parts after
+    // this one must not pass through them.
     for (const kind of ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations']) {
-      await env.client.call('DELETE', `/apis/admissionregistration.k8s.io/v1/${kind}?labelSelector=${encodeURIComponent(MANAGED_BY)}`);
+      const path = `/apis/admissionregistration.k8s.io/v1/${kind}?labelSelector=${encodeURIComponent(MANAGED_BY)}`;
+      await env.client.call('DELETE', path);
+      const left = ((await env.client.must('GET', path)).items as unknown[]).length;
+      if (left > 0) throw new Error(`${left} of Kyverno's ${kind} left after it stopped`);
     }
   };
   child.once('exit', (code) => {
