@@ -23,9 +23,9 @@ export class Revoker {
   async revoke(task: AgentTask, trigger: Trigger, phase: Phase = trigger.phase): Promise<void> {
     const { transitions, metrics, clock } = this.deps;
     const triggeredAt = this.triggerTime(task, trigger.reason);
-    // The terminal status goes out with the RoleBindings' delete, not after it: a revocation is
-    // otherwise writes in a row, each queued behind a burst's, before anyone sees the task end
-    // (the pod guard and the authorizer refuse on that status too). The status is the durable
+    // The terminal status goes out with the RoleBindings' delete, not after it: otherwise a
+    // revocation is writes in a row, each queued behind a burst's, before anyone sees the task
+    // end (the pod guard and the authorizer refuse on that status too). The status is the durable
     // record of the decision: should a delete fail, the reconcile fails and its retry, the task
     // now terminal, deletes what is left. The audit line waits for the bindings to be gone.
     const accessEnded = this.deleteKind(task, 'RoleBinding').then(() => Math.max(0, clock.now() - triggeredAt));
