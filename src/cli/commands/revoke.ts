@@ -3,7 +3,7 @@
 // of the namespace (or of the cluster with -A); `--wait` stays until the operator has revoked them,
 // which is how the chart's uninstall hook makes sure no grant outlives the operator.
 import { Command, InvalidArgumentError } from 'commander';
-import { ANNOTATION_REVOKE, isTerminal, parseDurationSeconds, type AgentTask } from '../../api/index.js';
+import { ANNOTATION_REVOKE, FINALIZER, isTerminal, parseDurationSeconds, type AgentTask } from '../../api/index.js';
 import { checkReason, checkTaskName, type CommandContext } from '../context.js';
 import { formatStructured } from '../format.js';
 import { CliError } from '../io.js';
@@ -22,7 +22,7 @@ export function revokeCommand(ctx: CommandContext): Command {
     .argument('[task]', 'name of the AgentTask (or --all)')
     .requiredOption('--reason <reason>', 'why (recorded in the annotation, the task status and an Event)')
     .option('--all', 'every live task of the namespace (with -A: of the cluster)')
-    .option('--wait <duration>', 'wait until the operator has revoked them; fail naming those still live after this long', waitSeconds)
+    .option('--wait <duration>', 'wait until the operator has revoked them (objects deleted); fail naming those not yet revoked after this long', waitSeconds)
     .action(async (name: string | undefined, options: { reason: string; all?: boolean; wait?: number }) => {
       checkReason(options.reason);
       if ((name === undefined) === (options.all !== true)) throw new CliError('name one task, or pass --all');
@@ -56,23 +56,31 @@ async function liveTasks(ctx: CommandContext): Promise<AgentTask[]> {
   return live;
 }
 
+/**
+ * Whether the revocation asked of `asked` is still under way, seen as `now`. Done once the task is
+ * terminal and the operator has let go of its finalizer, which it does only after the grant's
+ * objects are deleted (the terminal status is written as the deletes start, not after them); or
+ * once it is gone or replaced by another of the same name, which holds no grant of the one asked
+ * about.
+ */
+export function stillRevoking(asked: AgentTask, now: AgentTask | undefined): boolean {
+  if (now === undefined || now.metadata.uid !== asked.metadata.uid) return false;
+  return !isTerminal(now.status?.phase) || (now.metadata.finalizers ?? []).includes(FINALIZER);
+}
+
 async function waitUntilRevoked(ctx: CommandContext, tasks: AgentTask[], seconds: number): Promise<void> {
   const { client } = await ctx.connection();
   const deadline = ctx.now() + seconds * 1000;
   let pending = tasks;
   for (;;) {
     const current = await Promise.all(pending.map((t) => client.getTask(t.metadata.namespace ?? '', t.metadata.name)));
-    // A task that is gone, or was replaced by another of the same name, holds no grant of the one we asked about.
-    pending = pending.filter((t, i) => {
-      const now = current[i];
-      return now !== undefined && now.metadata.uid === t.metadata.uid && !isTerminal(now.status?.phase);
-    });
+    pending = pending.filter((t, i) => stillRevoking(t, current[i]));
     if (pending.length === 0) {
       ctx.out(`${tasks.length} agenttask(s) revoked\n`);
       return;
     }
     if (ctx.now() >= deadline) {
-      throw new CliError(`still live after ${seconds}s (is the operator running?): ${pending.map(taskRef).join(', ')}`);
+      throw new CliError(`not yet revoked after ${seconds}s (is the operator running?): ${pending.map(taskRef).join(', ')}`);
     }
     await new Promise((r) => setTimeout(r, 1000));
   }
