@@ -334,8 +334,8 @@ export class Reconciler {
       // revoke drops the finalizer
       return this.revoker.revoke(task, { reason: 'TaskDeleted', phase: 'Revoked', message: 'The AgentTask was deleted; its grant is revoked.' });
     }
-    if (isTerminal(task.status?.phase)) await this.revoker.ensureNothingLeft(task);
-    else await this.revoker.deleteObjects(task);
+    // A terminal task's leftovers were deleted before its end was audited (reconcileTask).
+    if (!isTerminal(task.status?.phase)) await this.revoker.deleteObjects(task);
     await this.transitions.dropFinalizer(task);
   }
 }
